@@ -1,0 +1,1 @@
+//! Git smart-HTTP server (filled in by the runtime work).

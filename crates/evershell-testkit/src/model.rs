@@ -1,0 +1,1 @@
+//! Scripted model server (filled in by the agent work).
