@@ -9,6 +9,7 @@ pub mod agent;
 pub mod audit;
 pub mod error;
 pub mod id;
+pub mod model;
 pub mod net;
 pub mod scope;
 

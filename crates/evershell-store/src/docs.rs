@@ -1,0 +1,117 @@
+//! Configuration resources stored as JSON documents: providers, agent roles
+//! and credentials.
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::{Result, Store};
+
+/// A table holding `(id, org_id, name, doc, archived_at)` rows.
+#[derive(Debug, Clone, Copy)]
+pub enum DocTable {
+    Providers,
+    AgentRoles,
+    Credentials,
+}
+
+impl DocTable {
+    fn name(self) -> &'static str {
+        match self {
+            DocTable::Providers => "providers",
+            DocTable::AgentRoles => "agent_roles",
+            DocTable::Credentials => "credentials",
+        }
+    }
+
+    fn archivable(self) -> bool {
+        !matches!(self, DocTable::Credentials)
+    }
+}
+
+impl Store {
+    /// Inserts a document; a name already used in the org is `Conflict`.
+    pub async fn insert_doc<T: Serialize>(
+        &self,
+        table: DocTable,
+        id: &str,
+        org_id: &str,
+        name: &str,
+        doc: &T,
+    ) -> Result<()> {
+        let sql = format!(
+            "INSERT INTO {} (id, org_id, name, doc) VALUES (?, ?, ?, ?)",
+            table.name()
+        );
+        let result = sqlx::query(&sql)
+            .bind(id)
+            .bind(org_id)
+            .bind(name)
+            .bind(serde_json::to_string(doc)?)
+            .execute(&self.pool)
+            .await;
+        match result {
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Err(
+                crate::StoreError::Conflict(format!("{} {name:?}", table.name())),
+            ),
+            other => other.map(drop).map_err(Into::into),
+        }
+    }
+
+    /// The document of `org_id` whose id or name is `key`.
+    pub async fn get_doc<T: DeserializeOwned>(
+        &self,
+        table: DocTable,
+        org_id: &str,
+        key: &str,
+    ) -> Result<Option<T>> {
+        let sql = format!(
+            "SELECT doc FROM {} WHERE org_id = ? AND (id = ? OR name = ?) ORDER BY id LIMIT 1",
+            table.name()
+        );
+        let row: Option<(String,)> = sqlx::query_as(&sql)
+            .bind(org_id)
+            .bind(key)
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|(doc,)| serde_json::from_str(&doc).map_err(Into::into))
+            .transpose()
+    }
+
+    /// Every document of `org_id`, oldest first; archived ones only when
+    /// `include_archived`.
+    pub async fn list_docs<T: DeserializeOwned>(
+        &self,
+        table: DocTable,
+        org_id: &str,
+        include_archived: bool,
+    ) -> Result<Vec<T>> {
+        let archived = if table.archivable() && !include_archived {
+            " AND archived_at IS NULL"
+        } else {
+            ""
+        };
+        let sql = format!(
+            "SELECT doc FROM {} WHERE org_id = ?{archived} ORDER BY id",
+            table.name()
+        );
+        let rows: Vec<(String,)> = sqlx::query_as(&sql)
+            .bind(org_id)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.into_iter()
+            .map(|(doc,)| serde_json::from_str(&doc).map_err(Into::into))
+            .collect()
+    }
+
+    /// Deletes the document `id` of `org_id`; whether a row was removed.
+    pub async fn delete_doc(&self, table: DocTable, org_id: &str, id: &str) -> Result<bool> {
+        let sql = format!("DELETE FROM {} WHERE org_id = ? AND id = ?", table.name());
+        let done = sqlx::query(&sql)
+            .bind(org_id)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+}

@@ -1,0 +1,43 @@
+use evershell_store::secrets::MasterKey;
+use evershell_store::Store;
+
+#[tokio::test]
+async fn secrets_round_trip_and_never_rest_in_plaintext() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open_sqlite(&dir.path().join("db.sqlite"))
+        .await
+        .expect("open");
+    let master = MasterKey::load_or_create(&dir.path().join("master.key")).expect("key");
+    let mode = std::fs::metadata(dir.path().join("master.key")).expect("meta");
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&mode.permissions()) & 0o777,
+        0o600
+    );
+
+    store
+        .put_secret(&master, "db:cred_1", b"sk-canary-value")
+        .await
+        .expect("put");
+    let back = store
+        .get_secret(&master, "db:cred_1")
+        .await
+        .expect("get")
+        .expect("present");
+    assert_eq!(back.as_slice(), b"sk-canary-value");
+
+    let raw: (Vec<u8>,) =
+        sqlx::query_as("SELECT ciphertext FROM secret_values WHERE ref = 'db:cred_1'")
+            .fetch_one(store.pool())
+            .await
+            .expect("row");
+    assert!(
+        !raw.0.windows(9).any(|w| w == b"sk-canary"),
+        "ciphertext holds the plaintext"
+    );
+
+    let other = MasterKey::load_or_create(&dir.path().join("other.key")).expect("other key");
+    assert!(
+        store.get_secret(&other, "db:cred_1").await.is_err(),
+        "wrong key must not decrypt"
+    );
+}
