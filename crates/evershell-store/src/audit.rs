@@ -258,3 +258,16 @@ fn from_json<T: serde::de::DeserializeOwned>(row: &SqliteRow, column: &str) -> R
     let text: Option<String> = row.try_get(column)?;
     Ok(text.map(|t| serde_json::from_str(&t)).transpose()?)
 }
+
+impl Store {
+    /// The ordering key `(timestamp, id)` of row `id` of `org_id`.
+    pub async fn audit_key(&self, org_id: &str, id: &str) -> Result<Option<(DateTime<Utc>, String)>> {
+        let row: Option<(String,)> =
+            sqlx::query_as("SELECT timestamp FROM audit_events WHERE org_id = ? AND id = ?")
+                .bind(org_id)
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?;
+        row.map(|(t,)| Ok((parse_ts(&t)?, id.to_string()))).transpose()
+    }
+}
