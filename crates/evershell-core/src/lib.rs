@@ -13,6 +13,8 @@ pub mod model;
 pub mod net;
 pub mod scope;
 
-pub use audit::{Actor, AuditEvent, AuditSink, Category, Decision, EventType, Phase, PolicyType};
+pub use audit::{
+    Actor, AuditError, AuditEvent, AuditSink, Category, Decision, EventType, Phase, PolicyType,
+};
 pub use error::ErrorCode;
 pub use scope::Scope;

@@ -8,6 +8,10 @@ use rcgen::{
 };
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 
+mod leaves;
+
+pub(crate) use leaves::LeafCache;
+
 /// Failure to create, load or use a CA.
 #[derive(Debug, thiserror::Error)]
 pub enum CaError {
@@ -17,6 +21,8 @@ pub enum CaError {
     MissingPem(&'static str),
     #[error("certificate authority: invalid host name {0:?}")]
     InvalidName(String),
+    #[error("certificate authority: tls refused the issued certificate")]
+    Tls(#[from] rustls::Error),
 }
 
 /// A CA that can issue server certificates. Its key never leaves the process
@@ -75,6 +81,7 @@ impl CertificateAuthority {
         })
     }
 
+    /// The CA certificate in PEM, as distributed to sandboxes.
     pub fn cert_pem(&self) -> &str {
         &self.cert_pem
     }

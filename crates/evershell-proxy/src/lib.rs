@@ -2,6 +2,41 @@
 //! the platform CA, decides every request against the workspace's compiled
 //! capability policy, injects credentials and writes one audit row per
 //! decision.
+//!
+//! A request travels through the same stages whatever its protocol, one
+//! module each:
+//!
+//! - [`intercept`](crate::intercept): accept on the workspace's listeners,
+//!   read the TLS ClientHello, gate the connection, mint a leaf certificate
+//!   and serve HTTP/1.1 or HTTP/2;
+//! - `classify`: check framing and the names a request carries (SNI, `Host`,
+//!   `:authority`, absolute-form targets) and reduce it to policy facts;
+//! - `authorize`: ask the compiled policy for a decision;
+//! - `transform`: stamp the credentials the decision names;
+//! - `forward`: send the request to the policy host, stream both bodies;
+//! - `audit`: turn what happened into exactly one `policy_decision` row.
+//!
+//! `dns` answers the workspace's resolver and `ca` holds the platform CA.
 #![forbid(unsafe_code)]
 
+mod audit;
+mod authorize;
+mod binding;
+mod body;
 pub mod ca;
+mod classify;
+mod config;
+mod credentials;
+mod dns;
+mod forward;
+mod intercept;
+mod pipeline;
+mod proxy;
+mod refusal;
+mod transform;
+
+pub use binding::WorkspaceBinding;
+pub use config::{ProxyConfig, DEFAULT_IDLE_TIMEOUT};
+pub use credentials::{CredentialError, CredentialSource, ResolvedCredential};
+pub use intercept::ServeHandle;
+pub use proxy::Proxy;

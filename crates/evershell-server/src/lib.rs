@@ -1,1 +1,180 @@
+//! The Evershell control plane: the `/v1` API, authentication and scopes,
+//! workspace and task orchestration, and the audit fan-out. [`start`] brings
+//! up everything `evershell up` runs on one machine: the API, the egress
+//! proxy and the local sandbox runtime, over one SQLite database.
 #![forbid(unsafe_code)]
+
+pub mod admin;
+pub mod api;
+mod audit_sink;
+mod bootstrap;
+mod broker;
+mod config;
+mod orchestrator;
+
+use std::sync::Arc;
+
+use axum::Router;
+use evershell_core::{AuditEvent, EventType};
+use evershell_store::secrets::MasterKey;
+use evershell_store::Store;
+
+pub use audit_sink::AuditWriter;
+pub use bootstrap::Bootstrap;
+pub use config::{ProxySettings, ServerConfig, ServerFile};
+pub use orchestrator::Orchestrator;
+
+use api::auth::Caller;
+use api::error::ApiResult;
+
+/// Default `task_timeout_seconds` of a role (`GET /v1/config`).
+pub const DEFAULT_TASK_TIMEOUT_SECONDS: u64 = 3600;
+/// Default `idle_timeout_seconds` of a role.
+pub const DEFAULT_IDLE_TIMEOUT_SECONDS: u64 = 1800;
+
+/// What every handler and background task shares.
+pub struct Ctx {
+    pub store: Store,
+    pub master: Arc<MasterKey>,
+    /// Installation pepper of API key hashes.
+    pub pepper: String,
+    pub audit: Arc<AuditWriter>,
+    pub orchestrator: Arc<Orchestrator>,
+    pub config: ServerConfig,
+}
+
+impl Ctx {
+    /// Writes the control-plane audit row of a configuration change made by
+    /// `caller`, and waits until it is committed.
+    pub async fn audit_config(
+        &self,
+        caller: &Caller,
+        event: EventType,
+        subject_type: &str,
+        subject_id: &str,
+        summary: String,
+    ) -> ApiResult<()> {
+        let mut row = AuditEvent::new(event, &caller.org_id, &caller.user_id);
+        row.subject_type = Some(subject_type.to_string());
+        row.subject_id = Some(subject_id.to_string());
+        let who = caller
+            .api_key_label
+            .as_deref()
+            .map(|l| format!("api key {l:?}"));
+        row.summary = Some(format!(
+            "{} {summary}",
+            who.unwrap_or_else(|| caller.user_id.clone())
+        ));
+        self.audit
+            .record_row(row)
+            .await
+            .map_err(api::error::ApiError::unavailable)
+    }
+
+    /// The ordering key of audit row `id` of `org_id`.
+    pub async fn audit_key(
+        &self,
+        org_id: &str,
+        id: &str,
+    ) -> ApiResult<Option<(chrono::DateTime<chrono::Utc>, String)>> {
+        Ok(self.store.audit_key(org_id, id).await?)
+    }
+}
+
+/// A running control plane.
+pub struct RunningServer {
+    pub addr: std::net::SocketAddr,
+    pub bootstrap: Bootstrap,
+    pub ctx: Arc<Ctx>,
+    shutdown: tokio::sync::watch::Sender<bool>,
+    served: tokio::task::JoinHandle<()>,
+}
+
+impl RunningServer {
+    /// Stops accepting requests, stops every sandbox and drains the audit
+    /// queue.
+    pub async fn shutdown(self) {
+        let _ = self.shutdown.send(true);
+        let _ = self.served.await;
+        self.ctx.orchestrator.shutdown().await;
+        self.ctx.audit.drain().await;
+    }
+
+    /// Waits until the server stops on its own (it does not, short of a
+    /// fatal error).
+    pub async fn wait(&mut self) {
+        let _ = (&mut self.served).await;
+    }
+}
+
+/// Opens the data directory, bootstraps it on first start, recovers
+/// workspaces left by a previous run and starts serving.
+pub async fn start(config: ServerConfig) -> anyhow::Result<RunningServer> {
+    std::fs::create_dir_all(&config.data_dir)?;
+    restrict(&config.data_dir)?;
+    let store = Store::open_sqlite(&config.data_dir.join("evershell.db")).await?;
+    let master = Arc::new(MasterKey::load_or_create(
+        &config.data_dir.join("master.key"),
+    )?);
+    let pepper = store
+        .setting_or_insert("api_key_pepper", &api::auth::new_pepper())
+        .await?;
+    let audit = AuditWriter::start(store.clone());
+
+    let ca = bootstrap::platform_ca(&store, &master).await?;
+    let orchestrator = Orchestrator::new(&config, &store, &master, &audit, ca)?;
+    let ctx = Arc::new(Ctx {
+        store,
+        master,
+        pepper,
+        audit,
+        orchestrator,
+        config,
+    });
+    ctx.orchestrator.attach(Arc::downgrade(&ctx));
+    let bootstrap = bootstrap::first_start(&ctx).await?;
+    ctx.orchestrator.recover().await?;
+
+    let listener = tokio::net::TcpListener::bind(ctx.config.listen).await?;
+    let addr = listener.local_addr()?;
+    let app = app(ctx.clone());
+    let (shutdown, mut stop) = tokio::sync::watch::channel(false);
+    let served = tokio::spawn(async move {
+        let graceful = async move {
+            let _ = stop.wait_for(|s| *s).await;
+        };
+        if let Err(e) = axum::serve(listener, app)
+            .with_graceful_shutdown(graceful)
+            .await
+        {
+            tracing::error!(error = %e, "api server stopped");
+        }
+    });
+    tracing::info!(%addr, "control plane listening");
+    Ok(RunningServer {
+        addr,
+        bootstrap,
+        ctx,
+        shutdown,
+        served,
+    })
+}
+
+/// The data directory holds the database, the master key and every
+/// workspace's files: only its owner may enter it.
+fn restrict(dir: &std::path::Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+}
+
+/// The HTTP application: `/v1` behind auth, health probes, request ids.
+pub fn app(ctx: Arc<Ctx>) -> Router {
+    let limit = ctx.config.body_limit_bytes;
+    Router::new()
+        .merge(api::routes::router(ctx.clone()))
+        .route("/healthz", axum::routing::get(|| async { "ok" }))
+        .fallback(api::fallback)
+        .layer(axum::extract::DefaultBodyLimit::max(limit))
+        .layer(axum::middleware::from_fn(api::request_id))
+        .with_state(ctx)
+}

@@ -1,0 +1,65 @@
+//! `evershell up`: the control plane, the egress proxy and the local
+//! sandbox runtime on this machine, with embedded defaults.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use evershell_server::{ServerConfig, ServerFile};
+
+use crate::client::{save_profile, Profile};
+
+#[derive(clap::Args)]
+pub struct UpArgs {
+    /// Data directory (database, master key, workspaces).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Address of the API.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// Optional TOML file with proxy settings (see docs/configuration.md).
+    #[arg(long)]
+    config: Option<PathBuf>,
+}
+
+pub fn default_data_dir() -> anyhow::Result<PathBuf> {
+    let home = std::env::var_os("HOME").context("HOME is not set")?;
+    Ok(PathBuf::from(home).join(".local/share/evershell"))
+}
+
+pub async fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
+    let data_dir = match args.data_dir {
+        Some(dir) => dir,
+        None => default_data_dir()?,
+    };
+    let exe = std::env::current_exe().context("locating the evershell binary")?;
+    let mut config = ServerConfig::new(data_dir, args.listen, exe);
+    if let Some(path) = &args.config {
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let file: ServerFile =
+            toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+        file.apply(&mut config)?;
+    }
+    let server = evershell_server::start(config).await?;
+    let url = format!("http://{}", server.addr);
+    if let Some(api_key) = &server.bootstrap.api_key {
+        let profile = Profile {
+            url: url.clone(),
+            slug: server.bootstrap.org_slug.clone(),
+            api_key: api_key.clone(),
+        };
+        let path = save_profile("default", &profile)?;
+        eprintln!(
+            "first start: org {:?} created; its owner API key is in {}",
+            profile.slug,
+            path.display()
+        );
+    }
+    eprintln!("evershell is up at {url} (Ctrl-C to stop)");
+    tokio::signal::ctrl_c().await?;
+    eprintln!("stopping…");
+    server.shutdown().await;
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,13 @@
+//! End-to-end behaviour of the egress proxy: real TLS, real curl, loopback
+//! only. One binary, one file per behaviour.
+
+mod support;
+
+mod dns;
+mod forwarding;
+mod lifecycle;
+mod plain_http;
+mod refusals;
+mod smuggling;
+mod streaming;
+mod tls_gate;

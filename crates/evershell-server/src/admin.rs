@@ -1,0 +1,73 @@
+//! Installation-level administration, run on the server host against its
+//! data directory (no API key involved): what an operator does before any
+//! person can sign in, such as storing the provider's API key.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use evershell_core::model::Credential;
+use evershell_store::secrets::MasterKey;
+use evershell_store::Store;
+
+pub use crate::api::handlers::credentials::CreateCredential;
+
+/// The data directory's store and master key, opened without starting the
+/// server. SQLite's WAL mode lets this run beside a live server.
+pub struct Admin {
+    pub store: Store,
+    pub master: Arc<MasterKey>,
+}
+
+impl Admin {
+    pub async fn open(data_dir: &Path) -> anyhow::Result<Admin> {
+        let db = data_dir.join("evershell.db");
+        anyhow::ensure!(
+            db.exists(),
+            "{} holds no Evershell database (run `evershell up` first)",
+            data_dir.display()
+        );
+        let store = Store::open_sqlite(&db).await?;
+        let master = Arc::new(MasterKey::load_or_create(&data_dir.join("master.key"))?);
+        Ok(Admin { store, master })
+    }
+
+    /// Creates a credential in org `org_slug`, attributed to `system`.
+    pub async fn create_credential(
+        &self,
+        org_slug: &str,
+        body: CreateCredential,
+    ) -> anyhow::Result<Credential> {
+        create_credential(&self.store, &self.master, org_slug, body).await
+    }
+}
+
+/// Creates a credential in org `org_slug` as the installation admin.
+pub async fn create_credential(
+    store: &Store,
+    master: &MasterKey,
+    org_slug: &str,
+    body: CreateCredential,
+) -> anyhow::Result<Credential> {
+    let org_id = store
+        .org_id_by_slug(org_slug)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("no org {org_slug:?}"))?;
+    let created = crate::api::handlers::credentials::create_credential(
+        store,
+        master,
+        &org_id,
+        "system",
+        "installation admin",
+        body,
+    )
+    .await;
+    match created {
+        Ok((credential, _)) => Ok(credential),
+        Err(e) => Err(anyhow::anyhow!(
+            "{}: {}{}",
+            e.slug.unwrap_or(e.code.as_str()),
+            e.message,
+            e.details.map(|d| format!(" {d}")).unwrap_or_default()
+        )),
+    }
+}

@@ -1,0 +1,204 @@
+//! Who is calling: API-key authentication, the caller's scopes, and `:own`
+//! narrowing. Session JWTs and the console cookie come with identity work;
+//! until then a bearer token that is not a live API key is `401`.
+
+use std::sync::Arc;
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use base64::Engine;
+use evershell_core::scope::{permission_set, Scope};
+use evershell_core::ErrorCode;
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+
+use super::error::ApiError;
+use crate::Ctx;
+
+/// The authenticated caller of a request.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub org_id: String,
+    pub org_slug: String,
+    /// `system` for API keys.
+    pub user_id: String,
+    pub scopes: Vec<Scope>,
+    pub api_key_label: Option<String>,
+    pub api_key_permission_set: Option<String>,
+}
+
+impl Caller {
+    /// Whether the caller holds `scope`; an unscoped grant satisfies its
+    /// `:own` form, and `workspace:write` satisfies `tasks:write:own`.
+    pub fn holds(&self, scope: Scope) -> bool {
+        self.scopes.iter().any(|&held| {
+            held == scope
+                || (scope.is_own() && held == scope.unscoped())
+                || (scope == Scope::TasksWriteOwn && held == Scope::WorkspaceWrite)
+        })
+    }
+
+    /// `None` when the caller may act on every row of the org for
+    /// `unscoped`, or `Some(user_id)` when only on rows it created.
+    pub fn narrowing(&self, unscoped: Scope) -> Option<&str> {
+        if self.scopes.contains(&unscoped) {
+            None
+        } else {
+            Some(&self.user_id)
+        }
+    }
+}
+
+/// A new API key secret: `sk_live_` and 32 random bytes in base62.
+pub fn new_key_secret() -> String {
+    const ALPHABET: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+    let mut bytes = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    // Base62 of a 256-bit number, by repeated division.
+    let mut digits = bytes.to_vec();
+    let mut out = Vec::new();
+    while digits.iter().any(|&d| d != 0) {
+        let mut rem = 0u32;
+        for d in digits.iter_mut() {
+            let acc = (rem << 8) | u32::from(*d);
+            *d = (acc / 62) as u8;
+            rem = acc % 62;
+        }
+        out.push(ALPHABET[rem as usize]);
+    }
+    out.reverse();
+    format!(
+        "sk_live_{}",
+        String::from_utf8(out).expect("alphabet is ascii")
+    )
+}
+
+/// The displayable prefix of a key: `sk_live_...` and its last four characters.
+pub fn key_prefix(secret: &str) -> String {
+    format!("sk_live_...{}", &secret[secret.len().saturating_sub(4)..])
+}
+
+/// SHA-256 of the installation pepper and the key secret, hex-encoded.
+pub fn hash_key(pepper: &str, secret: &str) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(pepper.as_bytes());
+    hasher.update([0u8]);
+    hasher.update(secret.as_bytes());
+    hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// A fresh random pepper for a new installation.
+pub fn new_pepper() -> String {
+    let mut bytes = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    base64::engine::general_purpose::STANDARD_NO_PAD.encode(bytes)
+}
+
+fn bearer(parts: &Parts) -> Option<String> {
+    let header = parts
+        .headers
+        .get(axum::http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
+    let (scheme, token) = header.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim().to_string())
+}
+
+/// `?api_key=` is accepted on SSE routes only (the routes table says which).
+fn query_api_key(parts: &Parts) -> Option<String> {
+    let query = parts.uri.query()?;
+    query.split('&').find_map(|pair| {
+        let (k, v) = pair.split_once('=')?;
+        (k == "api_key").then(|| v.to_string())
+    })
+}
+
+impl FromRequestParts<Arc<Ctx>> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        ctx: &Arc<Ctx>,
+    ) -> Result<Self, Self::Rejection> {
+        if let Some(caller) = parts.extensions.get::<Caller>() {
+            return Ok(caller.clone());
+        }
+        let sse = parts
+            .extensions
+            .get::<super::routes::AllowsQueryKey>()
+            .is_some();
+        let token = bearer(parts).or_else(|| if sse { query_api_key(parts) } else { None });
+        let Some(token) = token else {
+            return Err(ApiError::new(
+                ErrorCode::Unauthenticated,
+                "missing credentials",
+            ));
+        };
+        if !token.starts_with("sk_") {
+            return Err(ApiError::new(
+                ErrorCode::Unauthenticated,
+                "invalid credentials",
+            ));
+        }
+        let hash = hash_key(&ctx.pepper, &token);
+        let Some(key) = ctx.store.authenticate_api_key(&hash).await? else {
+            return Err(ApiError::new(
+                ErrorCode::Unauthenticated,
+                "invalid credentials",
+            ));
+        };
+        let scopes = permission_set(&key.permission_set)
+            .unwrap_or_default()
+            .to_vec();
+        let caller = Caller {
+            org_id: key.org_id,
+            org_slug: key.org_slug,
+            user_id: "system".to_string(),
+            scopes,
+            api_key_label: Some(key.label),
+            api_key_permission_set: Some(key.permission_set),
+        };
+        parts.extensions.insert(caller.clone());
+        Ok(caller)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_secrets_are_long_base62_and_hash_with_the_pepper() {
+        let secret = new_key_secret();
+        assert!(
+            secret.starts_with("sk_live_") && secret.len() >= 8 + 40,
+            "{secret}"
+        );
+        assert!(secret[8..].chars().all(|c| c.is_ascii_alphanumeric()));
+        assert_ne!(hash_key("a", &secret), hash_key("b", &secret));
+        assert_eq!(key_prefix("sk_live_abcdWXYZ"), "sk_live_...WXYZ");
+    }
+
+    #[test]
+    fn unscoped_grants_satisfy_their_own_forms() {
+        let caller = Caller {
+            org_id: "org".into(),
+            org_slug: "default".into(),
+            user_id: "system".into(),
+            scopes: vec![Scope::WorkspaceRead, Scope::WorkspaceWrite],
+            api_key_label: None,
+            api_key_permission_set: None,
+        };
+        assert!(caller.holds(Scope::WorkspaceReadOwn));
+        assert!(caller.holds(Scope::TasksWriteOwn));
+        assert!(!caller.holds(Scope::AuditRead));
+        assert_eq!(caller.narrowing(Scope::WorkspaceRead), None);
+        assert_eq!(caller.narrowing(Scope::AuditRead), Some("system"));
+    }
+}

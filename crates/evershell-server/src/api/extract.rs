@@ -1,0 +1,70 @@
+//! Request extractors whose rejections use the error envelope: a malformed
+//! body or query is a `400 validation_error` naming what is wrong, an
+//! oversized body a `413 payload_too_large`.
+
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use evershell_core::ErrorCode;
+use serde::de::DeserializeOwned;
+
+use super::error::ApiError;
+
+/// JSON body; unknown fields are rejected by the target types themselves
+/// (`#[serde(deny_unknown_fields)]`).
+pub struct ApiJson<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::Json::<T>::from_request(req, state).await {
+            Ok(axum::Json(value)) => Ok(ApiJson(value)),
+            Err(rejection) => Err(json_rejection(rejection)),
+        }
+    }
+}
+
+fn json_rejection(rejection: JsonRejection) -> ApiError {
+    match rejection {
+        JsonRejection::JsonDataError(e) => {
+            // serde's message names the field path and the expected type.
+            let text = e.body_text();
+            let detail = text.split_once(": ").map(|(_, rest)| rest).unwrap_or(&text);
+            let path = detail
+                .split_once(": ")
+                .map(|(p, _)| p)
+                .filter(|p| !p.contains(' '));
+            ApiError::field(path.unwrap_or("body"), detail.to_string())
+        }
+        JsonRejection::JsonSyntaxError(e) => {
+            ApiError::field("body", format!("malformed json: {}", e.body_text()))
+        }
+        JsonRejection::MissingJsonContentType(_) => {
+            ApiError::field("content-type", "expected application/json")
+        }
+        JsonRejection::BytesRejection(e)
+            if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE =>
+        {
+            ApiError::new(ErrorCode::PayloadTooLarge, "request body too large")
+        }
+        other => ApiError::field("body", other.body_text()),
+    }
+}
+
+/// Query string.
+pub struct ApiQuery<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::extract::Query::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Query(value)) => Ok(ApiQuery(value)),
+            Err(QueryRejection::FailedToDeserializeQueryString(e)) => {
+                Err(ApiError::field("query", e.body_text()))
+            }
+            Err(other) => Err(ApiError::field("query", other.body_text())),
+        }
+    }
+}

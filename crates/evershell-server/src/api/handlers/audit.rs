@@ -1,0 +1,205 @@
+//! Audit readers: `GET /v1/workspaces/{id}/audit` with `filter`, `from`,
+//! `to`, `order`, `limit` and an opaque `cursor`.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, RawQuery, State};
+use axum::Json;
+use base64::Engine;
+use chrono::{DateTime, Utc};
+use evershell_core::{AuditEvent, ErrorCode, Scope};
+use evershell_store::{AuditFilter, AuditQuery, FilterOp, Order, FILTERABLE_COLUMNS};
+use serde_json::{json, Value};
+
+use super::workspaces::load;
+use crate::api::auth::Caller;
+use crate::api::error::{ApiError, ApiResult};
+use crate::Ctx;
+
+const DEFAULT_LIMIT: u32 = 100;
+const MAX_LIMIT: u32 = 10_000;
+
+/// The parsed reader parameters, before the org and workspace are known.
+pub struct ReaderParams {
+    pub filters: Vec<AuditFilter>,
+    pub from: Option<DateTime<Utc>>,
+    pub to: Option<DateTime<Utc>>,
+    pub order: Order,
+    pub limit: u32,
+    pub after_key: Option<(DateTime<Utc>, String)>,
+}
+
+pub fn parse_params(raw: Option<&str>) -> ApiResult<ReaderParams> {
+    let mut params = ReaderParams {
+        filters: Vec::new(),
+        from: None,
+        to: None,
+        order: Order::Desc,
+        limit: DEFAULT_LIMIT,
+        after_key: None,
+    };
+    let mut cursor = None;
+    for (key, value) in form_urlencoded::parse(raw.unwrap_or_default().as_bytes()) {
+        match key.as_ref() {
+            "filter" => params.filters.push(parse_filter(&value)?),
+            "from" => params.from = Some(parse_time("from", &value)?),
+            "to" => params.to = Some(parse_time("to", &value)?),
+            "order" => {
+                params.order = match value.as_ref() {
+                    "asc" => Order::Asc,
+                    "desc" => Order::Desc,
+                    _ => return Err(ApiError::field("order", "must be asc or desc")),
+                }
+            }
+            "limit" => {
+                params.limit = value
+                    .parse::<u32>()
+                    .ok()
+                    .filter(|n| (1..=MAX_LIMIT).contains(n))
+                    .ok_or_else(|| ApiError::field("limit", format!("must be 1..={MAX_LIMIT}")))?
+            }
+            "cursor" => cursor = Some(value.into_owned()),
+            "api_key" => {}
+            other => return Err(ApiError::field(other, "unknown parameter")),
+        }
+    }
+    if let Some(cursor) = cursor {
+        let (order, key) = decode_cursor(&cursor)?;
+        params.order = order;
+        params.after_key = Some(key);
+    }
+    Ok(params)
+}
+
+fn parse_time(field: &str, value: &str) -> ApiResult<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(value)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|_| ApiError::field(field, "must be an RFC 3339 timestamp"))
+}
+
+/// `col=a,b` (in-list), `col!=a,b` (not in), `col!=` (populated).
+fn parse_filter(text: &str) -> ApiResult<AuditFilter> {
+    let (column, op) = if let Some((col, values)) = text.split_once("!=") {
+        let op = if values.is_empty() {
+            FilterOp::Populated
+        } else {
+            FilterOp::NotIn(split(values))
+        };
+        (col, op)
+    } else if let Some((col, values)) = text.split_once('=') {
+        (col, FilterOp::In(split(values)))
+    } else {
+        return Err(ApiError::field(
+            "filter",
+            "expected col=a,b, col!=a,b or col!=",
+        ));
+    };
+    let column = FILTERABLE_COLUMNS
+        .iter()
+        .find(|c| **c == column)
+        .ok_or_else(|| {
+            ApiError::field(
+                "filter",
+                format!(
+                    "unknown column {column:?}; allowed: {}",
+                    FILTERABLE_COLUMNS.join(", ")
+                ),
+            )
+        })?;
+    Ok(AuditFilter { column, op })
+}
+
+fn split(values: &str) -> Vec<String> {
+    values.split(',').map(str::to_string).collect()
+}
+
+fn encode_cursor(order: Order, event: &AuditEvent) -> String {
+    let order = if order == Order::Asc { "a" } else { "d" };
+    let text = format!("{order}|{}|{}", event.timestamp.to_rfc3339(), event.id);
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(text)
+}
+
+fn decode_cursor(cursor: &str) -> ApiResult<(Order, (DateTime<Utc>, String))> {
+    let invalid = || ApiError::new(ErrorCode::InvalidCursor, "malformed cursor");
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(cursor)
+        .map_err(|_| invalid())?;
+    let text = String::from_utf8(bytes).map_err(|_| invalid())?;
+    let mut parts = text.splitn(3, '|');
+    let order = match parts.next() {
+        Some("a") => Order::Asc,
+        Some("d") => Order::Desc,
+        _ => return Err(invalid()),
+    };
+    let at = parts
+        .next()
+        .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+        .ok_or_else(invalid)?;
+    let id = parts
+        .next()
+        .filter(|id| !id.is_empty())
+        .ok_or_else(invalid)?;
+    Ok((order, (at.with_timezone(&Utc), id.to_string())))
+}
+
+/// Runs a reader query and shapes the page: `{events, cursor}` with the
+/// cursor present only when the page is full.
+pub async fn page(ctx: &Ctx, query: AuditQuery) -> ApiResult<Json<Value>> {
+    let events = ctx.store.query_audit(&query).await?;
+    let cursor = (events.len() as u32 == query.limit)
+        .then(|| events.last().map(|last| encode_cursor(query.order, last)))
+        .flatten();
+    Ok(Json(json!({ "events": events, "cursor": cursor })))
+}
+
+pub async fn workspace_audit(
+    State(ctx): State<Arc<Ctx>>,
+    caller: Caller,
+    Path(id): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<Json<Value>> {
+    let ws = load(&ctx, &caller, &id, Scope::WorkspaceRead).await?;
+    let params = parse_params(raw.as_deref())?;
+    let query = AuditQuery {
+        org_id: caller.org_id.clone(),
+        workspace_id: Some(ws.id),
+        // Workspace-scoped readers see every row of a workspace they may read.
+        user_id: None,
+        category: None,
+        filters: params.filters,
+        from: params.from,
+        to: params.to,
+        order: params.order,
+        limit: params.limit,
+        after_key: params.after_key,
+    };
+    page(&ctx, query).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn filters_parse_the_three_documented_shapes() {
+        assert_eq!(
+            parse_filter("decision=deny").unwrap().op,
+            FilterOp::In(vec!["deny".into()])
+        );
+        assert_eq!(
+            parse_filter("decision!=allow,x").unwrap().op,
+            FilterOp::NotIn(vec!["allow".into(), "x".into()])
+        );
+        assert_eq!(parse_filter("reason!=").unwrap().op, FilterOp::Populated);
+        assert!(parse_filter("secret_value=1").is_err());
+    }
+
+    #[test]
+    fn malformed_cursors_are_invalid_cursor() {
+        let err = decode_cursor("%%%").unwrap_err();
+        assert_eq!(err.code, ErrorCode::InvalidCursor);
+        let err = decode_cursor(&base64::engine::general_purpose::URL_SAFE_NO_PAD.encode("x|y|z"))
+            .unwrap_err();
+        assert_eq!(err.code, ErrorCode::InvalidCursor);
+    }
+}

@@ -1,0 +1,10 @@
+//! Route handlers, one module per resource.
+
+pub mod audit;
+pub mod config;
+pub mod credentials;
+pub mod providers;
+pub mod roles;
+pub mod stream;
+pub mod tasks;
+pub mod workspaces;

@@ -1,0 +1,151 @@
+//! Providers: where a role's model lives and which credential reaches it.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use chrono::Utc;
+use evershell_core::id::{new_id, Kind};
+use evershell_core::model::{Credential, Provider, PROVIDER_KINDS};
+use evershell_core::{ErrorCode, EventType};
+use evershell_store::DocTable;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::api::auth::Caller;
+use crate::api::error::{ApiError, ApiResult};
+use crate::api::extract::{ApiJson, ApiQuery};
+use crate::api::validate::Fields;
+use crate::Ctx;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateProvider {
+    name: String,
+    kind: String,
+    #[serde(default)]
+    display_name: Option<String>,
+    domain: String,
+    credential_name: String,
+    #[serde(default)]
+    default_model: String,
+    #[serde(default)]
+    capabilities: String,
+    #[serde(default)]
+    config: serde_json::Map<String, Value>,
+    #[serde(default)]
+    base_path: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    #[serde(default)]
+    pub include_archived: bool,
+}
+
+pub async fn create(
+    State(ctx): State<Arc<Ctx>>,
+    caller: Caller,
+    ApiJson(body): ApiJson<CreateProvider>,
+) -> ApiResult<(StatusCode, Json<Provider>)> {
+    let mut fields = Fields::default();
+    fields.slug("name", &body.name);
+    fields.one_of("kind", &body.kind, PROVIDER_KINDS);
+    if evershell_caps::normalize_host(&body.domain).is_err() || body.domain.contains('*') {
+        fields.add("domain", "must be a host name");
+    }
+    if let Some(base) = &body.base_path {
+        if !base.starts_with('/') || base.contains("..") {
+            fields.add("base_path", "must start with / and contain no dot segments");
+        }
+    }
+    fields.caps(&body.capabilities);
+    let credential: Option<Credential> = ctx
+        .store
+        .get_doc(DocTable::Credentials, &caller.org_id, &body.credential_name)
+        .await?;
+    match credential {
+        None => fields.add("credential_name", "no credential with this name"),
+        Some(c) if c.provider != body.kind => fields.add(
+            "credential_name",
+            format!(
+                "credential is for provider {:?}, not {:?}",
+                c.provider, body.kind
+            ),
+        ),
+        Some(_) => {}
+    }
+    fields.into_result()?;
+
+    let now = Utc::now();
+    let provider = Provider {
+        id: new_id(Kind::Provider),
+        org_id: caller.org_id.clone(),
+        display_name: body.display_name.unwrap_or_else(|| body.name.clone()),
+        name: body.name,
+        kind: body.kind,
+        domain: evershell_caps::normalize_host(&body.domain)
+            .expect("validated above")
+            .0,
+        credential_name: body.credential_name,
+        default_model: body.default_model,
+        capabilities: body.capabilities,
+        config: body.config,
+        base_path: body.base_path,
+        created_at: now,
+        updated_at: now,
+        archived_at: None,
+    };
+    let stored = ctx
+        .store
+        .insert_doc(
+            DocTable::Providers,
+            &provider.id,
+            &provider.org_id,
+            &provider.name,
+            &provider,
+        )
+        .await;
+    if let Err(e) = stored {
+        if e.is_unique_violation() {
+            return Err(ApiError::field("name", "a provider with this name exists"));
+        }
+        return Err(e.into());
+    }
+    let summary = format!("created provider {}", provider.name);
+    ctx.audit_config(
+        &caller,
+        EventType::ProviderCreated,
+        "provider",
+        &provider.id,
+        summary,
+    )
+    .await?;
+    Ok((StatusCode::CREATED, Json(provider)))
+}
+
+pub async fn list(
+    State(ctx): State<Arc<Ctx>>,
+    caller: Caller,
+    ApiQuery(query): ApiQuery<ListQuery>,
+) -> ApiResult<Json<Value>> {
+    let providers: Vec<Provider> = ctx
+        .store
+        .list_docs(DocTable::Providers, &caller.org_id, query.include_archived)
+        .await?;
+    Ok(Json(json!({ "providers": providers })))
+}
+
+pub async fn get_one(
+    State(ctx): State<Arc<Ctx>>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Provider>> {
+    ctx.store
+        .get_doc(DocTable::Providers, &caller.org_id, &id)
+        .await?
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found(ErrorCode::ProviderNotFound, "provider"))
+}

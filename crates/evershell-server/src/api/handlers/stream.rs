@@ -1,0 +1,149 @@
+//! Live streams (SSE): `GET /v1/workspaces/{id}/activity/stream`.
+//!
+//! Frames are `event: activity`, `id: <row id>`, `data: <row JSON>` for
+//! every row of the workspace as it is committed (lifecycle, agent events
+//! and proxy decisions). A heartbeat comment goes out every 15 s and the
+//! server closes the stream after 5 minutes so clients reconnect.
+//! `Last-Event-ID` (header or `?last_event_id=`) replays what was missed
+//! from the store first. A subscriber that falls behind the in-memory
+//! fan-out gets `event: gap` and is replayed from the store: never a silent
+//! drop.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{Path, RawQuery, State};
+use axum::http::HeaderMap;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use chrono::{DateTime, Utc};
+use evershell_core::{AuditEvent, Scope};
+use evershell_store::{AuditQuery, Order};
+use futures_util::Stream;
+use tokio::sync::broadcast::error::RecvError;
+
+use super::workspaces::load;
+use crate::api::auth::Caller;
+use crate::api::error::{ApiError, ApiResult};
+use crate::Ctx;
+
+const STREAM_LIFETIME: Duration = Duration::from_secs(300);
+const HEARTBEAT: Duration = Duration::from_secs(15);
+const REPLAY_PAGE: u32 = 500;
+
+type Key = (DateTime<Utc>, String);
+
+fn key(event: &AuditEvent) -> Key {
+    (event.timestamp, event.id.clone())
+}
+
+fn frame(event: &AuditEvent) -> Event {
+    Event::default()
+        .event("activity")
+        .id(event.id.clone())
+        .data(serde_json::to_string(event).expect("audit rows serialise"))
+}
+
+fn last_event_id(headers: &HeaderMap, raw: Option<&str>) -> Option<String> {
+    let header = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    header.or_else(|| {
+        form_urlencoded::parse(raw.unwrap_or_default().as_bytes())
+            .find(|(k, _)| k == "last_event_id")
+            .map(|(_, v)| v.into_owned())
+    })
+}
+
+pub async fn workspace_activity(
+    State(ctx): State<Arc<Ctx>>,
+    caller: Caller,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
+    let ws = load(&ctx, &caller, &id, Scope::WorkspaceRead).await?;
+    let resume_from = match last_event_id(&headers, raw.as_deref()) {
+        Some(id) => Some(
+            ctx.audit_key(&caller.org_id, &id)
+                .await?
+                .ok_or_else(|| ApiError::field("last_event_id", "no such event"))?,
+        ),
+        None => None,
+    };
+    // Subscribe before replaying so nothing committed in between is missed;
+    // rows already replayed are skipped by key.
+    let mut live = ctx.audit.subscribe();
+    let org_id = caller.org_id.clone();
+    let ws_id = ws.id.clone();
+
+    let stream = async_stream::stream! {
+        let deadline = tokio::time::Instant::now() + STREAM_LIFETIME;
+        let mut last: Option<Key> = resume_from;
+        if last.is_some() {
+            for event in replay(&ctx, &org_id, &ws_id, &mut last).await {
+                yield Ok(frame(&event));
+            }
+        }
+        loop {
+            let next = tokio::time::timeout_at(deadline, live.recv()).await;
+            match next {
+                Err(_) | Ok(Err(RecvError::Closed)) => break,
+                Ok(Ok(event)) => {
+                    if event.workspace_id.as_deref() != Some(ws_id.as_str()) {
+                        continue;
+                    }
+                    if last.as_ref().is_some_and(|k| key(&event) <= *k) {
+                        continue;
+                    }
+                    last = Some(key(&event));
+                    yield Ok(frame(&event));
+                }
+                Ok(Err(RecvError::Lagged(_))) => {
+                    let first_missed = last.as_ref().map(|(_, id)| id.clone()).unwrap_or_default();
+                    yield Ok(Event::default().event("gap").data(first_missed));
+                    for event in replay(&ctx, &org_id, &ws_id, &mut last).await {
+                        yield Ok(frame(&event));
+                    }
+                }
+            }
+        }
+    };
+    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(HEARTBEAT).text("heartbeat")))
+}
+
+/// Every committed row of the workspace after `last`, oldest first; moves
+/// `last` forward.
+async fn replay(ctx: &Ctx, org_id: &str, ws_id: &str, last: &mut Option<Key>) -> Vec<AuditEvent> {
+    let mut out = Vec::new();
+    loop {
+        let query = AuditQuery {
+            org_id: org_id.to_string(),
+            workspace_id: Some(ws_id.to_string()),
+            user_id: None,
+            category: None,
+            filters: Vec::new(),
+            from: None,
+            to: None,
+            order: Order::Asc,
+            limit: REPLAY_PAGE,
+            after_key: last.clone(),
+        };
+        let page = match ctx.store.query_audit(&query).await {
+            Ok(page) => page,
+            Err(e) => {
+                tracing::warn!(workspace = %ws_id, error = %e, "activity replay failed");
+                return out;
+            }
+        };
+        let full = page.len() as u32 == REPLAY_PAGE;
+        if let Some(event) = page.last() {
+            *last = Some(key(event));
+        }
+        out.extend(page);
+        if !full {
+            return out;
+        }
+    }
+}

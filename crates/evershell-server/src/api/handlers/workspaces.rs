@@ -1,0 +1,78 @@
+//! Workspaces: reading them. Lifecycle verbs (stop, resume, fork, …) come
+//! with snapshots.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::Json;
+use evershell_core::model::{AgentRole, Workspace};
+use evershell_core::{ErrorCode, Scope};
+use evershell_store::DocTable;
+use serde::Deserialize;
+
+use crate::api::auth::Caller;
+use crate::api::error::{ApiError, ApiResult};
+use crate::api::extract::ApiQuery;
+use crate::Ctx;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    #[serde(default)]
+    include_archived: bool,
+    role_name: Option<String>,
+    status: Option<String>,
+}
+
+/// The workspace `id` of the caller's org, if the caller may see it for
+/// `scope` (`:own` callers see only workspaces they created). Anything
+/// else is `404`, never revealing that it exists.
+pub async fn load(ctx: &Ctx, caller: &Caller, id: &str, scope: Scope) -> ApiResult<Workspace> {
+    let ws = ctx.store.workspace(&caller.org_id, id).await?;
+    let visible = ws.filter(|ws| {
+        caller
+            .narrowing(scope)
+            .is_none_or(|user| ws.created_by_user_id == user)
+    });
+    visible.ok_or_else(|| ApiError::not_found(ErrorCode::WorkspaceNotFound, "workspace"))
+}
+
+pub async fn list(
+    State(ctx): State<Arc<Ctx>>,
+    caller: Caller,
+    ApiQuery(query): ApiQuery<ListQuery>,
+) -> ApiResult<Json<Vec<Workspace>>> {
+    let role_id = match &query.role_name {
+        Some(name) => {
+            let role: Option<AgentRole> = ctx
+                .store
+                .get_doc(DocTable::AgentRoles, &caller.org_id, name)
+                .await?;
+            Some(
+                role.ok_or_else(|| ApiError::not_found(ErrorCode::RoleNotFound, "agent role"))?
+                    .id,
+            )
+        }
+        None => None,
+    };
+    let mut all = ctx
+        .store
+        .list_workspaces(&caller.org_id, caller.narrowing(Scope::WorkspaceRead))
+        .await?;
+    all.retain(|ws| {
+        (query.include_archived || ws.archived_at.is_none())
+            && role_id.as_ref().is_none_or(|id| &ws.role_id == id)
+            && query.status.as_ref().is_none_or(|s| &ws.status == s)
+    });
+    Ok(Json(all))
+}
+
+pub async fn get_one(
+    State(ctx): State<Arc<Ctx>>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Workspace>> {
+    load(&ctx, &caller, &id, Scope::WorkspaceRead)
+        .await
+        .map(Json)
+}
