@@ -174,6 +174,12 @@ impl EventLog {
         }
     }
 
+    /// The newest event matching `predicate`.
+    pub fn find_last(&self, predicate: impl Fn(&AgentEvent) -> bool) -> Option<AgentEvent> {
+        let state = self.state.lock().expect("event log lock is never poisoned");
+        state.events.iter().rev().find(|e| predicate(e)).cloned()
+    }
+
     /// The `seq` of the newest event, 0 for an empty log.
     pub fn last_seq(&self) -> u64 {
         *self.latest.borrow()

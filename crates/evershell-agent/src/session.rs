@@ -111,6 +111,17 @@ impl Session {
 }
 
 impl TaskStatus {
+    /// The terminal status named `text`.
+    pub fn parse(text: &str) -> Option<TaskStatus> {
+        [
+            TaskStatus::Completed,
+            TaskStatus::Failed,
+            TaskStatus::Cancelled,
+        ]
+        .into_iter()
+        .find(|s| s.as_str() == text)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             TaskStatus::Running => "running",

@@ -57,11 +57,16 @@ async fn events_and_session_continue_across_a_restart_and_reset_starts_afresh() 
         .collect();
     assert_eq!(seqs, (1..=7).collect::<Vec<u64>>());
 
-    let on_disk = read_session(&agent);
+    agent.stop().await;
+
+    // The session is read from disk with the agent stopped: the end of a task
+    // is logged before the session is written.
+    let on_disk = read_session(dir.path());
     assert_eq!(on_disk["messages"].as_array().expect("messages").len(), 4);
     assert_eq!(on_disk["tasks"].as_array().expect("tasks").len(), 2);
     let old_id = on_disk["session_id"].as_str().expect("id").to_owned();
 
+    let agent = Agent::start(dir.path(), &model.ca_file).await;
     let mut task = delivery("task_3", &model, "anthropic");
     task["reset_session"] = json!(true);
     assert_eq!(agent.post("/tasks", &task).await.0, 202);
@@ -76,25 +81,51 @@ async fn events_and_session_continue_across_a_restart_and_reset_starts_afresh() 
         "first answer"
     );
     let requests = model.server.requests();
-    assert_eq!(
-        requests.last().expect("a call").body["messages"]
-            .as_array()
-            .expect("messages")
-            .len(),
-        1
-    );
-
-    let on_disk = read_session(&agent);
-    assert_ne!(on_disk["session_id"].as_str(), Some(old_id.as_str()));
-    assert_eq!(on_disk["messages"].as_array().expect("messages").len(), 2);
+    let last_call = &requests.last().expect("a call").body["messages"];
+    assert_eq!(last_call.as_array().expect("messages").len(), 1);
     let (_, view) = agent.get("/session").await;
+    assert_eq!(view["tasks"].as_array().expect("tasks").len(), 1);
+    agent.stop().await;
+
+    let on_disk = read_session(dir.path());
+    assert_ne!(on_disk["session_id"].as_str(), Some(old_id.as_str()));
+    assert_eq!(on_disk["session_id"], view["session_id"]);
+    assert_eq!(on_disk["messages"].as_array().expect("messages").len(), 2);
+}
+
+#[tokio::test]
+async fn a_logged_end_missing_from_the_session_is_repaired_without_a_second_event() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let model = model(dir.path(), vec![ScriptStep::Text("done".into())], None).await;
+    let agent = Agent::start(dir.path(), &model.ca_file).await;
     assert_eq!(
-        (
-            view["session_id"].clone(),
-            view["tasks"][0]["task_id"].clone()
-        ),
-        (on_disk["session_id"].clone(), json!("task_3"))
+        agent
+            .post("/tasks", &delivery("task_1", &model, "anthropic"))
+            .await
+            .0,
+        202
     );
+    agent.until_task_completed(0).await;
+    agent.stop().await;
+
+    // As if the agent died after logging task_completed, before the session
+    // write: the task is still current on disk.
+    let mut session = read_session(dir.path());
+    let record = session["tasks"]
+        .as_array_mut()
+        .expect("tasks")
+        .pop()
+        .expect("a task");
+    session["current_task"] = record;
+    let path = dir.path().join("state/session.json");
+    std::fs::write(&path, session.to_string()).expect("write session.json");
+
+    let agent = Agent::start(dir.path(), &model.ca_file).await;
+    let (_, page) = agent.get("/events?after=4").await;
+    assert_eq!(page["events"], json!([]), "no second task_completed");
+    let (_, view) = agent.get("/session").await;
+    assert_eq!(view["current_task"], Value::Null);
+    assert_eq!(view["tasks"][0]["status"], "completed");
     agent.stop().await;
 }
 
@@ -159,8 +190,8 @@ async fn a_task_interrupted_by_a_stop_is_reported_failed_at_the_next_start() {
     agent.stop().await;
 }
 
-fn read_session(agent: &Agent) -> Value {
-    let bytes = std::fs::read(agent.state_dir.join("session.json")).expect("session.json");
+fn read_session(root: &std::path::Path) -> Value {
+    let bytes = std::fs::read(root.join("state/session.json")).expect("session.json");
     serde_json::from_slice(&bytes).expect("session json")
 }
 

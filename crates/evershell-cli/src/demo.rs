@@ -63,6 +63,18 @@ impl DemoWorld {
         let dir = tempfile::Builder::new()
             .prefix("evershell-demo-")
             .tempdir()?;
+        let listen = "127.0.0.1:0".parse().expect("literal address");
+        DemoWorld::start_in(dir, listen, script, exe).await
+    }
+
+    /// Like [`DemoWorld::start`], in `dir` (the platform's data directory is
+    /// `dir/data`) with the API on `listen`.
+    pub async fn start_in(
+        dir: tempfile::TempDir,
+        listen: SocketAddr,
+        script: Vec<ScriptStep>,
+        exe: PathBuf,
+    ) -> anyhow::Result<DemoWorld> {
         let ca = CertificateAuthority::generate("Evershell demo upstream CA")?;
         let loopback: SocketAddr = "127.0.0.1:0".parse().expect("literal address");
 
@@ -85,7 +97,7 @@ impl DemoWorld {
         .await
         .context("starting the model server")?;
 
-        let mut config = ServerConfig::new(dir.path().join("data"), loopback, exe);
+        let mut config = ServerConfig::new(dir.path().join("data"), listen, exe);
         config
             .proxy
             .resolve

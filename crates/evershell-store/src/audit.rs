@@ -260,14 +260,64 @@ fn from_json<T: serde::de::DeserializeOwned>(row: &SqliteRow, column: &str) -> R
 }
 
 impl Store {
+    /// The commit position of row `id` of `org_id`. Rows are stamped where
+    /// the event happened, so timestamp order differs from the order rows
+    /// were committed in; live streams resume by commit position.
+    pub async fn audit_position(&self, org_id: &str, id: &str) -> Result<Option<i64>> {
+        let row: Option<(i64,)> =
+            sqlx::query_as("SELECT rowid FROM audit_events WHERE org_id = ? AND id = ?")
+                .bind(org_id)
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(row.map(|(p,)| p))
+    }
+
+    /// Rows of workspace `workspace_id` committed after position `after`,
+    /// in commit order, with their positions.
+    pub async fn audit_committed_after(
+        &self,
+        org_id: &str,
+        workspace_id: &str,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<(i64, AuditEvent)>> {
+        let rows = sqlx::query(
+            "SELECT rowid AS position, * FROM audit_events WHERE org_id = ? AND workspace_id = ? AND rowid > ? \
+             ORDER BY rowid LIMIT ?",
+        )
+        .bind(org_id)
+        .bind(workspace_id)
+        .bind(after)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| Ok((row.try_get("position")?, row_to_event(row)?)))
+            .collect()
+    }
+
+    /// The commit position of the newest row (0 when the log is empty).
+    pub async fn audit_head(&self) -> Result<i64> {
+        let (head,): (i64,) = sqlx::query_as("SELECT COALESCE(MAX(rowid), 0) FROM audit_events")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(head)
+    }
+
     /// The ordering key `(timestamp, id)` of row `id` of `org_id`.
-    pub async fn audit_key(&self, org_id: &str, id: &str) -> Result<Option<(DateTime<Utc>, String)>> {
+    pub async fn audit_key(
+        &self,
+        org_id: &str,
+        id: &str,
+    ) -> Result<Option<(DateTime<Utc>, String)>> {
         let row: Option<(String,)> =
             sqlx::query_as("SELECT timestamp FROM audit_events WHERE org_id = ? AND id = ?")
                 .bind(org_id)
                 .bind(id)
                 .fetch_optional(&self.pool)
                 .await?;
-        row.map(|(t,)| Ok((parse_ts(&t)?, id.to_string()))).transpose()
+        row.map(|(t,)| Ok((parse_ts(&t)?, id.to_string())))
+            .transpose()
     }
 }

@@ -19,7 +19,9 @@ fn query(org: &str) -> AuditQuery {
 
 async fn store_with_rows() -> (tempfile::TempDir, Store, String) {
     let dir = tempfile::tempdir().expect("tempdir");
-    let store = Store::open_sqlite(&dir.path().join("db.sqlite")).await.expect("open");
+    let store = Store::open_sqlite(&dir.path().join("db.sqlite"))
+        .await
+        .expect("open");
     let org = store.ensure_org("acme", "Acme").await.expect("org");
     let base = Utc::now();
     let mut rows = Vec::new();
@@ -60,11 +62,20 @@ async fn audit_pages_follow_the_key_without_gaps_or_repeats() {
 async fn audit_filters_select_in_not_in_and_populated() {
     let (_dir, store, org) = store_with_rows().await;
     let mut q = query(&org);
-    q.filters = vec![AuditFilter { column: "decision", op: FilterOp::In(vec!["deny".into()]) }];
+    q.filters = vec![AuditFilter {
+        column: "decision",
+        op: FilterOp::In(vec!["deny".into()]),
+    }];
     assert_eq!(store.query_audit(&q).await.expect("q").len(), 3);
-    q.filters = vec![AuditFilter { column: "decision", op: FilterOp::NotIn(vec!["deny".into()]) }];
+    q.filters = vec![AuditFilter {
+        column: "decision",
+        op: FilterOp::NotIn(vec!["deny".into()]),
+    }];
     assert_eq!(store.query_audit(&q).await.expect("q").len(), 7);
-    q.filters = vec![AuditFilter { column: "reason", op: FilterOp::Populated }];
+    q.filters = vec![AuditFilter {
+        column: "reason",
+        op: FilterOp::Populated,
+    }];
     assert_eq!(store.query_audit(&q).await.expect("q").len(), 3);
     q.filters.clear();
     q.workspace_id = Some("ws_a".into());
@@ -73,5 +84,12 @@ async fn audit_filters_select_in_not_in_and_populated() {
     assert_eq!(rows.len(), 5);
     assert!(rows.windows(2).all(|w| w[0].timestamp >= w[1].timestamp));
     let other = store.ensure_org("other", "Other").await.expect("org");
-    assert!(store.query_audit(&query(&other)).await.expect("q").is_empty(), "rows never cross orgs");
+    assert!(
+        store
+            .query_audit(&query(&other))
+            .await
+            .expect("q")
+            .is_empty(),
+        "rows never cross orgs"
+    );
 }

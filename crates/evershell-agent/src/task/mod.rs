@@ -145,16 +145,29 @@ pub async fn cancel(ctx: &Ctx, task_id: &str) -> Result<(), NotRunning> {
     }
 }
 
-/// At start: ends a task the previous agent process left running.
+/// At start: ends a task the previous agent process left running. When the
+/// log already holds its `task_completed` (the process died between logging
+/// the end and writing the session), the session is brought up to date from
+/// it and nothing is emitted twice.
 pub async fn recover(ctx: &Ctx) -> Result<(), StateError> {
-    let Some(task_id) = ctx.session.read(|s| {
-        s.and_then(|s| s.current_task.as_ref())
-            .map(|t| t.task_id.clone())
-    }) else {
+    let current = ctx.session.read(|s| s.and_then(|s| s.current_task.clone()));
+    let Some(current) = current else {
         return Ok(());
     };
-    tracing::warn!(task = %task_id, "task interrupted by an agent restart");
     let _slot = ctx.running.lock().await;
+    let logged = ctx.events.find_last(|e| {
+        e.event_type == EventType::TaskCompleted.as_str()
+            && e.task_id.as_deref() == Some(current.task_id.as_str())
+    });
+    if let Some(event) = logged {
+        let status = TaskStatus::parse(event.detail["status"].as_str().unwrap_or_default());
+        let reason = event.detail["reason"].as_str().map(str::to_owned);
+        tracing::info!(task = %current.task_id, "task end found in the event log");
+        close_current(ctx, status.unwrap_or(TaskStatus::Failed), reason);
+        ctx.session.persist().await?;
+        return Ok(());
+    }
+    tracing::warn!(task = %current.task_id, "task interrupted by an agent restart");
     finish(
         ctx,
         TaskStatus::Failed,
@@ -164,8 +177,8 @@ pub async fn recover(ctx: &Ctx) -> Result<(), StateError> {
     .await
 }
 
-/// Records the end of the current task (session first, then the
-/// `task_completed` event) and frees the slot for the next delivery.
+/// Records the end of the current task (see [`finish`]) and frees the slot
+/// for the next delivery.
 async fn end(ctx: &Ctx, status: TaskStatus, reason: Option<String>, result: String) {
     let mut running = ctx.running.lock().await;
     if let Err(error) = finish(ctx, status, reason, result).await {
@@ -262,28 +275,19 @@ async fn begin(ctx: &Ctx, delivery: &TaskDelivery) -> Result<(), StateError> {
     Ok(())
 }
 
-/// Moves the current task to the history with its final status and emits
-/// `task_completed` with its totals. The caller holds the running slot.
+/// Moves the current task to the history with its final status, emits
+/// `task_completed` with its totals, then writes the session. The event comes
+/// first so that a crash in between is repaired by [`recover`], never lost.
+/// The caller holds the running slot.
 async fn finish(
     ctx: &Ctx,
     status: TaskStatus,
     reason: Option<String>,
     result: String,
 ) -> Result<(), StateError> {
-    let record = ctx.session.update(|s| {
-        let mut record = s.current_task.take()?;
-        record.status = status;
-        record.reason = reason;
-        record.completed_at = Some(now());
-        s.tasks.push(record.clone());
-        Some(record)
-    });
-    let record = record.flatten();
-    let Some(record) = record else {
+    let Some(record) = close_current(ctx, status, reason) else {
         return Ok(());
     };
-    ctx.session.persist().await?;
-
     let detail = json!({
         "status": status.as_str(),
         "reason": record.reason,
@@ -295,6 +299,25 @@ async fn finish(
     ctx.events
         .append(EventType::TaskCompleted, Some(&record.task_id), detail)
         .await?;
-    tracing::info!(task = %record.task_id, status = status.as_str(), reason = ?record.reason, "task completed");
+    ctx.session.persist().await?;
+    tracing::info!(
+        task = %record.task_id,
+        status = status.as_str(),
+        reason = ?record.reason,
+        "task completed"
+    );
     Ok(())
+}
+
+/// Moves the current task record to the history (in memory) and returns it.
+fn close_current(ctx: &Ctx, status: TaskStatus, reason: Option<String>) -> Option<TaskRecord> {
+    let record = ctx.session.update(|s| {
+        let mut record = s.current_task.take()?;
+        record.status = status;
+        record.reason = reason;
+        record.completed_at = Some(now());
+        s.tasks.push(record.clone());
+        Some(record)
+    });
+    record.flatten()
 }

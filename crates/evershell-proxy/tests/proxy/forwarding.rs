@@ -14,7 +14,14 @@ async fn curl_reaches_the_upstream_with_the_credential_stamped_and_never_sees_it
     let (code, stdout, stderr) = world
         .curl(
             "allowed.test",
-            &["-H", "x-api-key: agent-supplied", "-H", "accept-encoding: gzip, br", &url],
+            &[
+                "--http1.1",
+                "-H",
+                "x-api-key: agent-supplied",
+                "-H",
+                "accept-encoding: gzip, br",
+                &url,
+            ],
         )
         .await;
     assert_eq!(code, 0, "{stderr}");

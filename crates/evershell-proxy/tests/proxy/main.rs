@@ -11,3 +11,4 @@ mod refusals;
 mod smuggling;
 mod streaming;
 mod tls_gate;
+mod measure;

@@ -16,10 +16,9 @@ use std::time::Duration;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
-use chrono::{DateTime, Utc};
 use evershell_core::{AuditEvent, Scope};
-use evershell_store::{AuditQuery, Order};
 use futures_util::Stream;
+use std::collections::HashSet;
 use tokio::sync::broadcast::error::RecvError;
 
 use super::workspaces::load;
@@ -30,12 +29,6 @@ use crate::Ctx;
 const STREAM_LIFETIME: Duration = Duration::from_secs(300);
 const HEARTBEAT: Duration = Duration::from_secs(15);
 const REPLAY_PAGE: u32 = 500;
-
-type Key = (DateTime<Utc>, String);
-
-fn key(event: &AuditEvent) -> Key {
-    (event.timestamp, event.id.clone())
-}
 
 fn frame(event: &AuditEvent) -> Event {
     Event::default()
@@ -64,25 +57,29 @@ pub async fn workspace_activity(
     RawQuery(raw): RawQuery,
 ) -> ApiResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
     let ws = load(&ctx, &caller, &id, Scope::WorkspaceRead).await?;
+    // Subscribe before reading the store so that nothing committed in
+    // between is missed; rows seen in a replay are not sent again live.
+    let mut live = ctx.audit.subscribe();
     let resume_from = match last_event_id(&headers, raw.as_deref()) {
         Some(id) => Some(
-            ctx.audit_key(&caller.org_id, &id)
+            ctx.store
+                .audit_position(&caller.org_id, &id)
                 .await?
                 .ok_or_else(|| ApiError::field("last_event_id", "no such event"))?,
         ),
         None => None,
     };
-    // Subscribe before replaying so nothing committed in between is missed;
-    // rows already replayed are skipped by key.
-    let mut live = ctx.audit.subscribe();
+    let head = ctx.store.audit_head().await?;
     let org_id = caller.org_id.clone();
     let ws_id = ws.id.clone();
 
     let stream = async_stream::stream! {
         let deadline = tokio::time::Instant::now() + STREAM_LIFETIME;
-        let mut last: Option<Key> = resume_from;
-        if last.is_some() {
-            for event in replay(&ctx, &org_id, &ws_id, &mut last).await {
+        // Commit position up to which the store has been replayed.
+        let mut position = resume_from.unwrap_or(head);
+        let mut replayed: HashSet<String> = HashSet::new();
+        if resume_from.is_some() {
+            for event in replay(&ctx, &org_id, &ws_id, &mut position, &mut replayed).await {
                 yield Ok(frame(&event));
             }
         }
@@ -91,19 +88,14 @@ pub async fn workspace_activity(
             match next {
                 Err(_) | Ok(Err(RecvError::Closed)) => break,
                 Ok(Ok(event)) => {
-                    if event.workspace_id.as_deref() != Some(ws_id.as_str()) {
+                    if event.workspace_id.as_deref() != Some(ws_id.as_str()) || replayed.remove(&event.id) {
                         continue;
                     }
-                    if last.as_ref().is_some_and(|k| key(&event) <= *k) {
-                        continue;
-                    }
-                    last = Some(key(&event));
                     yield Ok(frame(&event));
                 }
                 Ok(Err(RecvError::Lagged(_))) => {
-                    let first_missed = last.as_ref().map(|(_, id)| id.clone()).unwrap_or_default();
-                    yield Ok(Event::default().event("gap").data(first_missed));
-                    for event in replay(&ctx, &org_id, &ws_id, &mut last).await {
+                    yield Ok(Event::default().event("gap").data(position.to_string()));
+                    for event in replay(&ctx, &org_id, &ws_id, &mut position, &mut replayed).await {
                         yield Ok(frame(&event));
                     }
                 }
@@ -113,24 +105,22 @@ pub async fn workspace_activity(
     Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(HEARTBEAT).text("heartbeat")))
 }
 
-/// Every committed row of the workspace after `last`, oldest first; moves
-/// `last` forward.
-async fn replay(ctx: &Ctx, org_id: &str, ws_id: &str, last: &mut Option<Key>) -> Vec<AuditEvent> {
+/// Every row of the workspace committed after `position`, in commit order;
+/// moves `position` forward and remembers the ids it returned.
+async fn replay(
+    ctx: &Ctx,
+    org_id: &str,
+    ws_id: &str,
+    position: &mut i64,
+    replayed: &mut HashSet<String>,
+) -> Vec<AuditEvent> {
     let mut out = Vec::new();
     loop {
-        let query = AuditQuery {
-            org_id: org_id.to_string(),
-            workspace_id: Some(ws_id.to_string()),
-            user_id: None,
-            category: None,
-            filters: Vec::new(),
-            from: None,
-            to: None,
-            order: Order::Asc,
-            limit: REPLAY_PAGE,
-            after_key: last.clone(),
-        };
-        let page = match ctx.store.query_audit(&query).await {
+        let page = match ctx
+            .store
+            .audit_committed_after(org_id, ws_id, *position, REPLAY_PAGE)
+            .await
+        {
             Ok(page) => page,
             Err(e) => {
                 tracing::warn!(workspace = %ws_id, error = %e, "activity replay failed");
@@ -138,10 +128,11 @@ async fn replay(ctx: &Ctx, org_id: &str, ws_id: &str, last: &mut Option<Key>) ->
             }
         };
         let full = page.len() as u32 == REPLAY_PAGE;
-        if let Some(event) = page.last() {
-            *last = Some(key(event));
+        for (at, event) in page {
+            *position = at;
+            replayed.insert(event.id.clone());
+            out.push(event);
         }
-        out.extend(page);
         if !full {
             return out;
         }
