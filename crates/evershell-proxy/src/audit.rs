@@ -137,7 +137,7 @@ impl AuditWriter {
         let was_healthy = self.healthy.swap(result.is_ok(), Ordering::SeqCst);
         match &result {
             Err(error) if was_healthy => {
-                tracing::error!(%error, "audit sink failed; refusing new requests until it recovers")
+                tracing::error!(%error, "audit sink failed; refusing requests until it recovers")
             }
             Ok(()) if !was_healthy => tracing::warn!("audit sink recovered"),
             _ => {}

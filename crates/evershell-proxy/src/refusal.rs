@@ -21,10 +21,14 @@ pub(crate) enum Denial {
     /// The policy refused it; the reason is the policy engine's.
     #[error("policy refused the request: {reason}")]
     Policy { reason: String },
-    /// The request's names or shape are not acceptable (`sni_host_mismatch`,
-    /// `host_missing`, `connect_unsupported`, …).
+    /// The request's names are not acceptable (`sni_host_mismatch`,
+    /// `host_missing`, `invalid_host`, …).
     #[error("request refused: {reason}")]
     Request { reason: &'static str },
+    /// A tunnel or protocol switch the proxy does not relay yet
+    /// (`connect_unsupported`, `upgrade_unsupported`).
+    #[error("request refused: {reason}")]
+    Unsupported { reason: &'static str },
     /// A framing shape that could smuggle a second request, or a header
     /// section over the limit. `shape` is for the log only.
     #[error("malformed request: {shape}")]
@@ -57,9 +61,10 @@ pub(crate) enum Side {
 impl Denial {
     pub(crate) fn side(&self) -> Side {
         match self {
-            Denial::Policy { .. } | Denial::Request { .. } | Denial::Malformed { .. } => {
-                Side::Agent
-            }
+            Denial::Policy { .. }
+            | Denial::Request { .. }
+            | Denial::Unsupported { .. }
+            | Denial::Malformed { .. } => Side::Agent,
             Denial::UpstreamTls { .. } | Denial::UpstreamUnavailable { .. } => Side::Upstream,
             Denial::AuthUnavailable { .. } | Denial::AuditUnavailable => Side::Internal,
         }
@@ -75,16 +80,17 @@ impl Denial {
     }
 
     /// Whether an HTTP/1 connection must close after the refusal because
-    /// its framing can no longer be trusted.
+    /// what follows on it can no longer be framed (untrusted framing, the
+    /// bytes of a refused tunnel).
     pub(crate) fn closes_connection(&self) -> bool {
-        matches!(self, Denial::Malformed { .. })
+        matches!(self, Denial::Malformed { .. } | Denial::Unsupported { .. })
     }
 
     /// The `reason` column.
     fn reason(&self) -> &str {
         match self {
             Denial::Policy { reason } => reason,
-            Denial::Request { reason } => reason,
+            Denial::Request { reason } | Denial::Unsupported { reason } => reason,
             Denial::Malformed { .. } => "bad_request",
             Denial::AuthUnavailable { .. } => "auth_unavailable",
             Denial::AuditUnavailable => "audit_unavailable",
@@ -96,9 +102,10 @@ impl Denial {
     /// The status and the body's `code`, fixed per variant.
     fn status_and_code(&self) -> (StatusCode, &'static str) {
         match self {
-            Denial::Policy { .. } | Denial::Request { .. } | Denial::AuthUnavailable { .. } => {
-                (StatusCode::FORBIDDEN, "egress_denied")
-            }
+            Denial::Policy { .. }
+            | Denial::Request { .. }
+            | Denial::Unsupported { .. }
+            | Denial::AuthUnavailable { .. } => (StatusCode::FORBIDDEN, "egress_denied"),
             Denial::Malformed { .. } => (StatusCode::BAD_REQUEST, "bad_request"),
             Denial::AuditUnavailable => (StatusCode::SERVICE_UNAVAILABLE, "audit_unavailable"),
             Denial::UpstreamTls { .. } => (StatusCode::BAD_GATEWAY, "upstream_tls_failed"),

@@ -18,7 +18,7 @@ const FANOUT: usize = 4096;
 type Ack = oneshot::Sender<Result<(), AuditError>>;
 
 enum Item {
-    Row(AuditEvent, Ack),
+    Row(Box<AuditEvent>, Ack),
     /// Acknowledged once every row queued before it is committed.
     Flush(oneshot::Sender<()>),
 }
@@ -41,7 +41,7 @@ impl AuditWriter {
     pub async fn record_row(&self, row: AuditEvent) -> Result<(), AuditError> {
         let (ack, done) = oneshot::channel();
         self.queue
-            .send(Item::Row(row, ack))
+            .send(Item::Row(Box::new(row), ack))
             .await
             .map_err(|_| AuditError("audit writer stopped".into()))?;
         done.await
@@ -81,7 +81,7 @@ async fn write_loop(
         for item in items.drain(..) {
             match item {
                 Item::Row(row, ack) => {
-                    rows.push(row);
+                    rows.push(*row);
                     acks.push(ack);
                 }
                 Item::Flush(done) => flushes.push(done),

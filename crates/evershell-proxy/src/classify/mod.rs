@@ -112,12 +112,12 @@ fn check_header_section(headers: &HeaderMap) -> Result<(), Denial> {
 /// being passed through undecided.
 fn check_tunnel<B>(request: &Request<B>) -> Result<(), Denial> {
     if request.method() == Method::CONNECT {
-        return Err(Denial::Request {
+        return Err(Denial::Unsupported {
             reason: "connect_unsupported",
         });
     }
     if request.headers().contains_key(UPGRADE) {
-        return Err(Denial::Request {
+        return Err(Denial::Unsupported {
             reason: "upgrade_unsupported",
         });
     }

@@ -8,10 +8,13 @@ use hickory_proto::rr::{Name, RData, RecordType};
 use super::answer::{answer, synthetic_address, Denied, SYNTHETIC_TTL};
 
 fn policy() -> Policy {
-    let caps = evershell_caps::parse(
-        "- name: api\n  type: http\n  allow:\n    - domains: [api.example.test, \"*.cdn.example.test\"]\n      methods: [GET]\n",
-    )
-    .expect("caps parse");
+    let yaml = "- name: api
+  type: http
+  allow:
+    - domains: [api.example.test, \"*.cdn.example.test\"]
+      methods: [GET]
+";
+    let caps = evershell_caps::parse(yaml).expect("caps parse");
     Policy::compile(Vec::new(), caps)
 }
 

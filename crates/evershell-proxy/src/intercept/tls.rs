@@ -98,7 +98,11 @@ async fn refuse(
         .name
         .as_deref()
         .map(|name| classify::destination(name, listener.port, true));
-    tracing::debug!(reason = refused.reason, destination = ?outcome.destination, "connection refused");
+    tracing::debug!(
+        reason = refused.reason,
+        destination = ?outcome.destination,
+        "connection refused"
+    );
 
     let _ = ws.proxy.audit.record(&ws.binding, &outcome).await;
     let _ = start.into_stream(ws.proxy.leaves.refusing()).await;

@@ -11,4 +11,3 @@ mod refusals;
 mod smuggling;
 mod streaming;
 mod tls_gate;
-mod measure;

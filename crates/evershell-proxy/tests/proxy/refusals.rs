@@ -143,7 +143,8 @@ async fn connect_and_protocol_upgrades_are_refused_rather_than_passed_through() 
 
     let upgrade = format!(
         "GET /v1/socket HTTP/1.1\r\nHost: allowed.test:{port}\r\nConnection: Upgrade\r\n\
-         Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: AAAAAAAAAAAAAAAAAAAAAA==\r\n\r\n"
+         Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n\
+         Sec-WebSocket-Key: AAAAAAAAAAAAAAAAAAAAAA==\r\n\r\n"
     );
     let answer = world.raw_h1(upgrade.as_bytes()).await;
     assert!(answer.starts_with("HTTP/1.1 403"), "{answer}");

@@ -22,7 +22,8 @@ async fn content_length_with_transfer_encoding_is_refused() {
     let world = World::start().await;
     let host = format!("allowed.test:{}", world.https_port);
     let raw = format!(
-        "POST /v1/x HTTP/1.1\r\nHost: {host}\r\nContent-Length: 44\r\nTransfer-Encoding: chunked\r\n\r\n\
+        "POST /v1/x HTTP/1.1\r\nHost: {host}\r\nContent-Length: 44\r\n\
+         Transfer-Encoding: chunked\r\n\r\n\
          0\r\n\r\nGET /admin HTTP/1.1\r\nHost: {host}\r\n\r\n"
     );
     let answer = refused_before_upstream(&world, raw).await;

@@ -32,42 +32,12 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
 use tokio_rustls::client::TlsStream;
 
-/// The API key the credential source hands out; must never reach the agent.
-pub const CANARY: &str = "sk-canary-9f8e7d6c5b4a";
 
-/// Rows kept in memory. `record` waits while the gate is closed and fails
-/// while `failing` is set.
-pub struct MemoryAudit {
-    rows: Mutex<Vec<AuditEvent>>,
-    failing: AtomicBool,
-    gate: watch::Sender<bool>,
-}
+mod doubles;
+mod upstream;
 
-/// Credentials by name; a name that is absent is `NotFound`.
-pub struct MemoryCredentials {
-    entries: HashMap<String, (String, String)>,
-}
-
-/// What an upstream saw of one request.
-#[derive(Debug, Clone)]
-pub struct Seen {
-    pub method: String,
-    pub target: String,
-    pub authority: String,
-    pub headers: http::HeaderMap,
-    pub version: http::Version,
-}
-
-/// Loopback upstreams sharing one record of what they saw.
-#[derive(Clone)]
-pub struct Upstream {
-    pub tls_addr: SocketAddr,
-    pub plain_addr: SocketAddr,
-    /// Served with a certificate from a CA the proxy does not trust.
-    pub untrusted_addr: SocketAddr,
-    pub accepts: Arc<AtomicUsize>,
-    pub seen: Arc<Mutex<Vec<Seen>>>,
-}
+pub use doubles::{MemoryAudit, MemoryCredentials, CANARY};
+pub use upstream::{Seen, Upstream};
 
 /// How a test wants its world.
 pub struct Options {
@@ -130,76 +100,6 @@ pub fn default_options(https_port: u16, http_port: u16) -> Options {
     }
 }
 
-impl MemoryAudit {
-    pub fn new() -> Arc<MemoryAudit> {
-        Arc::new(MemoryAudit {
-            rows: Mutex::new(Vec::new()),
-            failing: AtomicBool::new(false),
-            gate: watch::Sender::new(true),
-        })
-    }
-
-    pub fn rows(&self) -> Vec<AuditEvent> {
-        self.rows.lock().expect("rows lock").clone()
-    }
-
-    pub fn set_failing(&self, failing: bool) {
-        self.failing.store(failing, Ordering::SeqCst);
-    }
-
-    pub fn set_gate(&self, open: bool) {
-        self.gate.send_replace(open);
-    }
-
-    /// Waits (up to 5 s) for a row matching `predicate`.
-    pub async fn wait_for(&self, predicate: impl Fn(&AuditEvent) -> bool) -> AuditEvent {
-        for _ in 0..500 {
-            if let Some(row) = self.rows().into_iter().find(|r| predicate(r)) {
-                return row;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        panic!("no matching audit row; rows: {:#?}", self.rows());
-    }
-}
-
-impl AuditSink for MemoryAudit {
-    fn record(
-        &self,
-        event: AuditEvent,
-    ) -> Pin<Box<dyn Future<Output = Result<(), AuditError>> + Send + '_>> {
-        Box::pin(async move {
-            let mut gate = self.gate.subscribe();
-            let _ = gate.wait_for(|open| *open).await;
-            if self.failing.load(Ordering::SeqCst) {
-                return Err(AuditError("store down".into()));
-            }
-            self.rows.lock().expect("rows lock").push(event);
-            Ok(())
-        })
-    }
-}
-
-impl CredentialSource for MemoryCredentials {
-    fn resolve<'a>(
-        &'a self,
-        _org_id: &'a str,
-        name: &'a str,
-    ) -> Pin<Box<dyn Future<Output = Result<ResolvedCredential, CredentialError>> + Send + 'a>>
-    {
-        Box::pin(async move {
-            let (provider, secret) = self.entries.get(name).ok_or(CredentialError::NotFound {
-                name: name.to_owned(),
-            })?;
-            Ok(ResolvedCredential {
-                kind: "api_key".into(),
-                provider: provider.clone(),
-                secret: zeroize::Zeroizing::new(secret.clone()),
-            })
-        })
-    }
-}
-
 impl World {
     /// A world with [`default_options`].
     pub async fn start() -> World {
@@ -237,15 +137,7 @@ impl World {
             idle_timeout: options.idle_timeout,
         };
         let audit = MemoryAudit::new();
-        let credentials = MemoryCredentials {
-            entries: options
-                .credentials
-                .iter()
-                .map(|(name, provider, secret)| {
-                    (name.to_string(), (provider.to_string(), secret.to_string()))
-                })
-                .collect(),
-        };
+        let credentials = MemoryCredentials::new(&options.credentials);
         let proxy = Proxy::new(config, platform, audit.clone(), Arc::new(credentials));
 
         let caps = evershell_caps::parse(&options.caps_yaml).expect("test caps parse");
@@ -396,197 +288,6 @@ pub fn get(host: &str, path: &str) -> Request<Full<Bytes>> {
         .header("host", host)
         .body(Full::new(Bytes::new()))
         .expect("request")
-}
-
-impl Upstream {
-    async fn start(ca: &CertificateAuthority) -> Upstream {
-        let names = ["allowed.test", "other.test", "nokey.test", "untrusted.test"];
-        let trusted = upstream_tls(ca, &names);
-        let stranger = CertificateAuthority::generate("stranger ca").expect("ca");
-        let untrusted = upstream_tls(&stranger, &names);
-
-        let accepts = Arc::new(AtomicUsize::new(0));
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let tls_addr = serve(Some(trusted), accepts.clone(), seen.clone()).await;
-        let untrusted_addr = serve(Some(untrusted), accepts.clone(), seen.clone()).await;
-        let plain_addr = serve(None, accepts.clone(), seen.clone()).await;
-        Upstream {
-            tls_addr,
-            plain_addr,
-            untrusted_addr,
-            accepts,
-            seen,
-        }
-    }
-
-    pub fn accepts(&self) -> usize {
-        self.accepts.load(Ordering::SeqCst)
-    }
-
-    pub fn last_seen(&self) -> Seen {
-        self.seen
-            .lock()
-            .expect("seen lock")
-            .last()
-            .cloned()
-            .expect("a request reached the upstream")
-    }
-}
-
-fn upstream_tls(ca: &CertificateAuthority, names: &[&str]) -> Arc<rustls::ServerConfig> {
-    let issued = ca.issue(names).expect("issue");
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .expect("versions")
-        .with_no_client_auth()
-        .with_single_cert(issued.chain, issued.key)
-        .expect("cert");
-    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    Arc::new(config)
-}
-
-async fn serve(
-    tls: Option<Arc<rustls::ServerConfig>>,
-    accepts: Arc<AtomicUsize>,
-    seen: Arc<Mutex<Vec<Seen>>>,
-) -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind upstream");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                return;
-            };
-            accepts.fetch_add(1, Ordering::SeqCst);
-            let (tls, seen) = (tls.clone(), seen.clone());
-            tokio::spawn(async move {
-                let service = service_fn(move |request| respond(request, seen.clone()));
-                let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-                match tls {
-                    Some(config) => {
-                        let acceptor = tokio_rustls::TlsAcceptor::from(config);
-                        let Ok(stream) = acceptor.accept(stream).await else {
-                            return;
-                        };
-                        let _ = builder
-                            .serve_connection(TokioIo::new(stream), service)
-                            .await;
-                    }
-                    None => {
-                        let _ = builder
-                            .serve_connection(TokioIo::new(stream), service)
-                            .await;
-                    }
-                }
-            });
-        }
-    });
-    addr
-}
-
-type UpstreamBody = http_body_util::combinators::BoxBody<Bytes, Infallible>;
-
-async fn respond(
-    request: Request<Incoming>,
-    seen: Arc<Mutex<Vec<Seen>>>,
-) -> Result<Response<UpstreamBody>, Infallible> {
-    let authority = request
-        .uri()
-        .authority()
-        .map(|a| a.to_string())
-        .or_else(|| {
-            request
-                .headers()
-                .get("host")
-                .and_then(|h| h.to_str().ok())
-                .map(str::to_owned)
-        })
-        .unwrap_or_default();
-    let record = Seen {
-        method: request.method().to_string(),
-        target: request
-            .uri()
-            .path_and_query()
-            .map(|p| p.to_string())
-            .unwrap_or_default(),
-        authority: authority.clone(),
-        headers: request.headers().clone(),
-        version: request.version(),
-    };
-    seen.lock().expect("seen lock").push(record.clone());
-
-    match request.uri().path() {
-        "/events" => Ok(events()),
-        "/stall" => Ok(stall()),
-        _ => {
-            let body = request
-                .into_body()
-                .collect()
-                .await
-                .map(|b| b.to_bytes().len())
-                .unwrap_or(0);
-            // Header names only: an echo of values would hand the agent the
-            // credential, which is the upstream's business, not the proxy's.
-            let names: Vec<&str> = record.headers.keys().map(|k| k.as_str()).collect();
-            let echo = serde_json::json!({
-                "method": record.method,
-                "target": record.target,
-                "authority": authority,
-                "header_names": names,
-                "body_bytes": body,
-            });
-            let mut response = Response::new(Full::new(Bytes::from(echo.to_string())).boxed());
-            response
-                .headers_mut()
-                .insert("content-type", "application/json".parse().expect("value"));
-            response
-                .headers_mut()
-                .insert("x-upstream", "echo".parse().expect("value"));
-            Ok(response)
-        }
-    }
-}
-
-/// Three server-sent events, 300 ms apart, then the end of the stream.
-fn events() -> Response<UpstreamBody> {
-    let (tx, rx) = mpsc::channel::<Result<Frame<Bytes>, Infallible>>(4);
-    tokio::spawn(async move {
-        for n in 0..3 {
-            let frame = Frame::data(Bytes::from(format!("event: tick\ndata: {n}\n\n")));
-            if tx.send(Ok(frame)).await.is_err() {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(300)).await;
-        }
-    });
-    let mut response = Response::new(StreamBody::new(receiver_stream(rx)).boxed());
-    response
-        .headers_mut()
-        .insert("content-type", "text/event-stream".parse().expect("value"));
-    response
-}
-
-/// Headers, one byte of body, then silence.
-fn stall() -> Response<UpstreamBody> {
-    let (tx, rx) = mpsc::channel::<Result<Frame<Bytes>, Infallible>>(1);
-    tokio::spawn(async move {
-        let _ = tx.send(Ok(Frame::data(Bytes::from_static(b":")))).await;
-        tokio::time::sleep(Duration::from_secs(30)).await;
-        drop(tx);
-    });
-    let mut response = Response::new(StreamBody::new(receiver_stream(rx)).boxed());
-    *response.status_mut() = StatusCode::OK;
-    response
-}
-
-/// An mpsc receiver as a `Stream`.
-fn receiver_stream<T: Send + 'static>(
-    mut rx: mpsc::Receiver<T>,
-) -> impl futures_util::Stream<Item = T> + Send {
-    futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx))
 }
 
 fn write_ca_file(pem: &str) -> PathBuf {
