@@ -6,9 +6,9 @@
 //! A request travels through the same stages whatever its protocol, one
 //! module each:
 //!
-//! - [`intercept`](crate::intercept): accept on the workspace's listeners,
-//!   read the TLS ClientHello, gate the connection, mint a leaf certificate
-//!   and serve HTTP/1.1 or HTTP/2;
+//! - `intercept`: accept on the workspace's listeners, read the TLS
+//!   ClientHello, gate the connection, mint a leaf certificate and serve
+//!   HTTP/1.1 or HTTP/2;
 //! - `classify`: check framing and the names a request carries (SNI, `Host`,
 //!   `:authority`, absolute-form targets) and reduce it to policy facts;
 //! - `authorize`: ask the compiled policy for a decision;

@@ -4,40 +4,30 @@
 //! workspace on 127.0.0.1 with logical ports equal to the real ones.
 
 use std::collections::HashMap;
-use std::convert::Infallible;
-use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use evershell_core::audit::AuditError;
 use evershell_core::net::EgressListeners;
-use evershell_core::{AuditEvent, AuditSink};
 use evershell_proxy::ca::CertificateAuthority;
-use evershell_proxy::{
-    CredentialError, CredentialSource, Proxy, ProxyConfig, ResolvedCredential, ServeHandle,
-    WorkspaceBinding,
-};
-use http::{Request, Response, StatusCode};
-use http_body_util::{BodyExt, Full, StreamBody};
-use hyper::body::{Frame, Incoming};
-use hyper::service::service_fn;
+use evershell_proxy::{Proxy, ProxyConfig, ServeHandle, WorkspaceBinding};
+use http::{Request, Response};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use rustls::pki_types::ServerName;
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, watch};
+use tokio::net::TcpStream;
+use tokio::sync::watch;
 use tokio_rustls::client::TlsStream;
-
 
 mod doubles;
 mod upstream;
 
 pub use doubles::{MemoryAudit, MemoryCredentials, CANARY};
-pub use upstream::{Seen, Upstream};
+pub use upstream::Upstream;
 
 /// How a test wants its world.
 pub struct Options {

@@ -40,7 +40,7 @@ pub struct Upstream {
 }
 
 impl Upstream {
-    async fn start(ca: &CertificateAuthority) -> Upstream {
+    pub async fn start(ca: &CertificateAuthority) -> Upstream {
         let names = ["allowed.test", "other.test", "nokey.test", "untrusted.test"];
         let trusted = upstream_tls(ca, &names);
         let stranger = CertificateAuthority::generate("stranger ca").expect("ca");
@@ -229,4 +229,3 @@ fn receiver_stream<T: Send + 'static>(
 ) -> impl futures_util::Stream<Item = T> + Send {
     futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx))
 }
-
