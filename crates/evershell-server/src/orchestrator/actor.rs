@@ -161,23 +161,7 @@ impl WorkspaceActor {
                 tracing::error!(workspace = %self.ws.id, "leftover agent events could not be committed");
             }
         }
-        let open = self
-            .ctx
-            .store
-            .open_tasks(&self.ws.id)
-            .await
-            .unwrap_or_default();
-        for mut task in open
-            .into_iter()
-            .filter(|t| t.status != task_status::SUBMITTED)
-        {
-            events::finish(
-                &mut task,
-                task_status::FAILED,
-                Some("server_restarted".to_string()),
-            );
-            self.save_task(&task, Vec::new()).await;
-        }
+        self.end_open_tasks("server_restarted", false).await;
         self.ws.status = workspace_status::PROVISIONING.to_string();
         let mut row = AuditEvent::new(
             EventType::WorkspaceRestarted,
@@ -462,21 +446,7 @@ impl WorkspaceActor {
     async fn fail(mut self, profile: Option<&Profile>, reason: String) {
         tracing::warn!(workspace = %self.ws.id, %reason, "workspace failed");
         self.teardown().await;
-        let open = self
-            .ctx
-            .store
-            .open_tasks(&self.ws.id)
-            .await
-            .unwrap_or_default();
-        for mut task in open {
-            let status = if task.status == task_status::SUBMITTED {
-                task_status::DELIVERY_FAILED
-            } else {
-                task_status::FAILED
-            };
-            events::finish(&mut task, status, Some(reason.clone()));
-            self.save_task(&task, Vec::new()).await;
-        }
+        self.end_open_tasks(&reason, true).await;
         self.ws.status = workspace_status::FAILED.to_string();
         self.ws.reason = Some(reason.clone());
         let mut row = match profile {
@@ -494,6 +464,26 @@ impl WorkspaceActor {
         row.reason = Some(reason);
         self.save_ws(vec![row]).await;
         self.ctx.orchestrator.forget(&self.ws.id).await;
+    }
+
+    /// Ends the workspace's unfinished tasks with `reason`: in-flight ones
+    /// `failed`, and queued ones `delivery_failed` when `queued_too`.
+    async fn end_open_tasks(&self, reason: &str, queued_too: bool) {
+        let open = self
+            .ctx
+            .store
+            .open_tasks(&self.ws.id)
+            .await
+            .unwrap_or_default();
+        for mut task in open {
+            let status = match task.status.as_str() {
+                task_status::SUBMITTED if !queued_too => continue,
+                task_status::SUBMITTED => task_status::DELIVERY_FAILED,
+                _ => task_status::FAILED,
+            };
+            events::finish(&mut task, status, Some(reason.to_string()));
+            self.save_task(&task, Vec::new()).await;
+        }
     }
 
     async fn teardown(&mut self) {

@@ -19,18 +19,13 @@ use crate::Ctx;
 const DEFAULT_LIMIT: u32 = 100;
 const MAX_LIMIT: u32 = 10_000;
 
-/// The parsed reader parameters, before the org and workspace are known.
-pub struct ReaderParams {
-    pub filters: Vec<AuditFilter>,
-    pub from: Option<DateTime<Utc>>,
-    pub to: Option<DateTime<Utc>>,
-    pub order: Order,
-    pub limit: u32,
-    pub after_key: Option<(DateTime<Utc>, String)>,
-}
-
-pub fn parse_params(raw: Option<&str>) -> ApiResult<ReaderParams> {
-    let mut params = ReaderParams {
+/// The reader query of org `org_id` that the query string `raw` asks for.
+pub fn parse_params(org_id: &str, raw: Option<&str>) -> ApiResult<AuditQuery> {
+    let mut params = AuditQuery {
+        org_id: org_id.to_string(),
+        workspace_id: None,
+        user_id: None,
+        category: None,
         filters: Vec::new(),
         from: None,
         to: None,
@@ -159,20 +154,9 @@ pub async fn workspace_audit(
     RawQuery(raw): RawQuery,
 ) -> ApiResult<Json<Value>> {
     let ws = load(&ctx, &caller, &id, Scope::WorkspaceRead).await?;
-    let params = parse_params(raw.as_deref())?;
-    let query = AuditQuery {
-        org_id: caller.org_id.clone(),
-        workspace_id: Some(ws.id),
-        // Workspace-scoped readers see every row of a workspace they may read.
-        user_id: None,
-        category: None,
-        filters: params.filters,
-        from: params.from,
-        to: params.to,
-        order: params.order,
-        limit: params.limit,
-        after_key: params.after_key,
-    };
+    let mut query = parse_params(&caller.org_id, raw.as_deref())?;
+    // Workspace-scoped readers see every row of a workspace they may read.
+    query.workspace_id = Some(ws.id);
     page(&ctx, query).await
 }
 
