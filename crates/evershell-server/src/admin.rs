@@ -71,3 +71,25 @@ pub async fn create_credential(
         )),
     }
 }
+
+/// Stores secret `name` in org `org_slug` as the installation admin;
+/// `replace` allows overwriting an existing value.
+pub async fn set_secret(
+    store: &Store,
+    master: &MasterKey,
+    org_slug: &str,
+    name: &str,
+    value: &str,
+    replace: bool,
+) -> anyhow::Result<()> {
+    let org_id = store
+        .org_id_by_slug(org_slug)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("no org {org_slug:?}"))?;
+    crate::api::handlers::secrets::put_secret(
+        store, master, &org_id, "system", name, value, replace,
+    )
+    .await
+    .map(drop)
+    .map_err(|e| anyhow::anyhow!("{}: {}", e.slug.unwrap_or(e.code.as_str()), e.message))
+}

@@ -7,6 +7,7 @@
 mod audit;
 pub mod docs;
 mod identity;
+mod named_secrets;
 pub mod secrets;
 mod settings;
 mod workspaces;
@@ -21,6 +22,7 @@ use sqlx::SqlitePool;
 pub use audit::{AuditFilter, AuditQuery, FilterOp, Order, FILTERABLE_COLUMNS};
 pub use docs::DocTable;
 pub use identity::{ApiKeyAuth, NewApiKey};
+pub use named_secrets::SecretMeta;
 pub use workspaces::{AgentEventBatch, WorkspaceRuntimeRow};
 
 /// A store failure. `NotFound` and `Conflict` are expected outcomes callers

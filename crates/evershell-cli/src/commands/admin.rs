@@ -29,24 +29,72 @@ pub enum AdminCommand {
         #[arg(long, default_value = "api_key")]
         kind: String,
     },
+    /// Store an org secret (its value read from standard input), referenced
+    /// by transforms as secrets["NAME"].
+    SetSecret {
+        /// Data directory of the installation.
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// Org slug.
+        #[arg(long, default_value = "default")]
+        org: String,
+        name: String,
+        /// Replace the value if the secret exists.
+        #[arg(long)]
+        replace: bool,
+    },
+}
+
+fn data_dir_or_default(dir: Option<PathBuf>) -> anyhow::Result<PathBuf> {
+    match dir {
+        Some(dir) => Ok(dir),
+        None => super::up::default_data_dir(),
+    }
+}
+
+fn read_stdin() -> anyhow::Result<String> {
+    let mut value = String::new();
+    std::io::stdin().read_to_string(&mut value)?;
+    Ok(value.trim_end_matches(['\r', '\n']).to_string())
 }
 
 pub async fn run(out: Output, cmd: AdminCommand) -> anyhow::Result<ExitCode> {
-    let AdminCommand::CreateCredential {
-        data_dir,
-        org,
-        name,
-        provider,
-        kind,
-    } = cmd;
-    let data_dir = match data_dir {
-        Some(dir) => dir,
-        None => super::up::default_data_dir()?,
+    let (data_dir, org, name, provider, kind) = match cmd {
+        AdminCommand::CreateCredential {
+            data_dir,
+            org,
+            name,
+            provider,
+            kind,
+        } => (data_dir, org, name, provider, kind),
+        AdminCommand::SetSecret {
+            data_dir,
+            org,
+            name,
+            replace,
+        } => {
+            let value = read_stdin()?;
+            let admin =
+                evershell_server::admin::Admin::open(&data_dir_or_default(data_dir)?).await?;
+            evershell_server::admin::set_secret(
+                &admin.store,
+                &admin.master,
+                &org,
+                &name,
+                &value,
+                replace,
+            )
+            .await?;
+            out.print(&json!({ "name": name, "status": "stored" }), |_| {
+                format!("stored secret {name}")
+            });
+            return Ok(ExitCode::SUCCESS);
+        }
     };
-    let mut secret = String::new();
-    std::io::stdin().read_to_string(&mut secret)?;
+    let data_dir = data_dir_or_default(data_dir)?;
+    let secret = read_stdin()?;
     let body = serde_json::from_value(json!({
-        "name": name, "provider": provider, "kind": kind, "api_key": secret.trim(),
+        "name": name, "provider": provider, "kind": kind, "api_key": secret,
     }))?;
     let admin = evershell_server::admin::Admin::open(&data_dir).await?;
     let credential = admin.create_credential(&org, body).await?;

@@ -9,13 +9,15 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::http::Method;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post, MethodRouter};
+use axum::routing::{delete, get, post, put, MethodRouter};
 use axum::Router;
 use evershell_core::{ErrorCode, Scope};
 
 use super::auth::Caller;
 use super::error::ApiError;
-use super::handlers::{audit, config, credentials, providers, roles, stream, tasks, workspaces};
+use super::handlers::{
+    audit, config, credentials, providers, roles, secrets, stream, tasks, workspaces,
+};
 use crate::Ctx;
 
 /// Who may call a route.
@@ -56,6 +58,7 @@ const SUBMIT: Access = Access::AllOf(&[
     &[TasksWrite, TasksWriteOwn],
 ]);
 const CAPS_WRITE: Access = Access::AnyOf(&[CapsWrite]);
+const SECRETS_WRITE: Access = Access::AnyOf(&[SecretsWrite]);
 const AUTH_WRITE: Access = Access::AnyOf(&[AuthWrite, AuthWriteOwn]);
 
 macro_rules! table {
@@ -84,6 +87,10 @@ pub fn table() -> Vec<RouteSpec> {
         POST "/v1/credentials" => AUTH_WRITE;
         GET "/v1/credentials/{id}" => Access::SignedIn;
         DELETE "/v1/credentials/{id}" => AUTH_WRITE;
+        GET "/v1/secrets" => Access::SignedIn;
+        POST "/v1/secrets" => SECRETS_WRITE;
+        PUT "/v1/secrets/{name}" => SECRETS_WRITE;
+        DELETE "/v1/secrets/{name}" => SECRETS_WRITE;
         POST "/v1/tasks" => SUBMIT;
         GET "/v1/workspaces" => WS_READ;
         GET "/v1/workspaces/{id}" => WS_READ;
@@ -110,6 +117,10 @@ fn handler(method: &Method, path: &str) -> MethodRouter<Arc<Ctx>> {
         ("POST", "/v1/credentials") => post(credentials::create),
         ("GET", "/v1/credentials/{id}") => get(credentials::get_one),
         ("DELETE", "/v1/credentials/{id}") => delete(credentials::delete_one),
+        ("GET", "/v1/secrets") => get(secrets::list),
+        ("POST", "/v1/secrets") => post(secrets::create),
+        ("PUT", "/v1/secrets/{name}") => put(secrets::replace),
+        ("DELETE", "/v1/secrets/{name}") => delete(secrets::delete_one),
         ("POST", "/v1/tasks") => post(tasks::submit_new),
         ("GET", "/v1/workspaces") => get(workspaces::list),
         ("GET", "/v1/workspaces/{id}") => get(workspaces::get_one),

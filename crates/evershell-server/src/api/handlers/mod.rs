@@ -5,6 +5,7 @@ pub mod config;
 pub mod credentials;
 pub mod providers;
 pub mod roles;
+pub mod secrets;
 pub mod stream;
 pub mod tasks;
 pub mod workspaces;

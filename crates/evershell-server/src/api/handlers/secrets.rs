@@ -1,0 +1,140 @@
+//! Secrets: opaque named values transforms reference as `secrets["name"]`.
+//! Only names are ever returned; values are encrypted at rest.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use evershell_core::{AuditEvent, ErrorCode, EventType};
+use evershell_store::secrets::MasterKey;
+use evershell_store::Store;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use zeroize::Zeroizing;
+
+use crate::api::auth::Caller;
+use crate::api::error::{ApiError, ApiResult};
+use crate::api::extract::ApiJson;
+use crate::api::validate::Fields;
+use crate::Ctx;
+
+/// Largest secret value accepted.
+const MAX_VALUE_BYTES: usize = 64 * 1024;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateSecret {
+    pub name: String,
+    pub value: Zeroizing<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReplaceSecret {
+    pub value: Zeroizing<String>,
+}
+
+pub async fn list(State(ctx): State<Arc<Ctx>>, caller: Caller) -> ApiResult<Json<Value>> {
+    Ok(Json(
+        json!({ "secrets": ctx.store.list_secrets(&caller.org_id).await? }),
+    ))
+}
+
+pub async fn create(
+    State(ctx): State<Arc<Ctx>>,
+    caller: Caller,
+    ApiJson(body): ApiJson<CreateSecret>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let row = put_secret(
+        &ctx.store,
+        &ctx.master,
+        &caller.org_id,
+        &caller.user_id,
+        &body.name,
+        &body.value,
+        false,
+    )
+    .await?;
+    ctx.audit.publish(&[row]);
+    let meta = ctx.store.secret_meta(&caller.org_id, &body.name).await?;
+    Ok((StatusCode::CREATED, Json(json!(meta))))
+}
+
+pub async fn replace(
+    State(ctx): State<Arc<Ctx>>,
+    caller: Caller,
+    Path(name): Path<String>,
+    ApiJson(body): ApiJson<ReplaceSecret>,
+) -> ApiResult<Json<Value>> {
+    let row = put_secret(
+        &ctx.store,
+        &ctx.master,
+        &caller.org_id,
+        &caller.user_id,
+        &name,
+        &body.value,
+        true,
+    )
+    .await?;
+    ctx.audit.publish(&[row]);
+    let meta = ctx.store.secret_meta(&caller.org_id, &name).await?;
+    Ok(Json(json!(meta)))
+}
+
+pub async fn delete_one(
+    State(ctx): State<Arc<Ctx>>,
+    caller: Caller,
+    Path(name): Path<String>,
+) -> ApiResult<Json<Value>> {
+    if !ctx.store.delete_named_secret(&caller.org_id, &name).await? {
+        return Err(ApiError::not_found(ErrorCode::SecretNotFound, "secret"));
+    }
+    let mut row = AuditEvent::new(EventType::SecretDeleted, &caller.org_id, &caller.user_id);
+    row.subject_type = Some("secret".into());
+    row.subject_id = Some(name.clone());
+    row.summary = Some(format!("{} deleted secret {name}", caller.user_id));
+    ctx.audit
+        .record_row(row)
+        .await
+        .map_err(ApiError::unavailable)?;
+    Ok(Json(json!({ "name": name, "status": "deleted" })))
+}
+
+/// Validates and stores secret `name` of `org_id` with its `secret_created`
+/// row (committed). `replace` allows overwriting an existing value. Shared
+/// by the API and `evershell admin set-secret`.
+pub async fn put_secret(
+    store: &Store,
+    master: &MasterKey,
+    org_id: &str,
+    user_id: &str,
+    name: &str,
+    value: &str,
+    replace: bool,
+) -> ApiResult<AuditEvent> {
+    let mut fields = Fields::default();
+    fields.slug("name", name);
+    fields.non_empty("value", value);
+    fields.max_len("value", value, MAX_VALUE_BYTES);
+    fields.into_result()?;
+    let stored = store
+        .put_named_secret(master, org_id, name, value.as_bytes(), user_id, replace)
+        .await;
+    if let Err(e) = stored {
+        if e.is_unique_violation() {
+            return Err(ApiError::conflict(
+                "secret_exists",
+                "a secret with this name exists; PUT /v1/secrets/{name} replaces it",
+            ));
+        }
+        return Err(e.into());
+    }
+    let mut row = AuditEvent::new(EventType::SecretCreated, org_id, user_id);
+    row.subject_type = Some("secret".into());
+    row.subject_id = Some(name.to_string());
+    let verb = if replace { "set" } else { "created" };
+    row.summary = Some(format!("{user_id} {verb} secret {name}"));
+    store.insert_audit(std::slice::from_ref(&row)).await?;
+    Ok(row)
+}
