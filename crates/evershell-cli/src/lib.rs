@@ -53,6 +53,9 @@ pub enum Command {
     /// The audit log.
     #[command(subcommand)]
     Audit(commands::audit::AuditCommand),
+    /// Check, format and explain caps.yaml files.
+    #[command(subcommand)]
+    Caps(commands::caps::CapsCommand),
     /// Installation administration, on the server host.
     #[command(subcommand)]
     Admin(commands::admin::AdminCommand),
@@ -108,6 +111,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Ws(cmd) => commands::ws::run(&cli.profile, out, cmd).await,
         Command::Audit(cmd) => commands::audit::run(&cli.profile, out, cmd).await,
         Command::Admin(cmd) => commands::admin::run(out, cmd).await,
+        Command::Caps(cmd) => commands::caps::run(out, cmd).await,
         Command::Agent(args) => {
             let mut config = evershell_agent::AgentConfig::new(args.socket);
             config.state_dir = args.state_dir;

@@ -2,6 +2,7 @@
 
 pub mod admin;
 pub mod audit;
+pub mod caps;
 pub mod demo;
 pub mod login;
 pub mod run;
