@@ -3,12 +3,18 @@
 //!
 //! Canonical means: every capability in long form with `type: http`, keys
 //! in a fixed order, lists in flow style, defaults (`allow_insecure:
-//! false`, empty `paths`, empty `transforms`) omitted, and scalars quoted
-//! only when plain YAML could misread them.
+//! false`, empty `paths`, empty `transforms`, empty `budgets`, `ceiling:
+//! deny`, `max_bytes: 1048576` next to a schema) omitted, and scalars
+//! quoted only when plain YAML could misread them. CEL expressions print
+//! as written; JSON Schemas print as one-line JSON (which is YAML), keys
+//! sorted.
 
 use std::fmt::Write;
 
-use crate::model::{AllowRule, Capability, CapabilityType, Transform, TransformAction};
+use crate::body::{BodyCheck, DEFAULT_BODY_MAX_BYTES};
+use crate::budget::{Budget, Ceiling, Counter};
+use crate::cel::CelExpr;
+use crate::model::{AllowRule, Capability, CapabilityType, Rewrite, Transform, TransformAction};
 
 /// Prints capabilities in canonical form. The output parses back (with
 /// [`crate::parse`], for names not starting with `_`) to equal values, and
@@ -44,6 +50,25 @@ fn write_capability(out: &mut String, cap: &Capability) {
             write_transform(out, t);
         }
     }
+    if !cap.budgets.is_empty() {
+        line(out, 2, "budgets:");
+        for (counter, budget) in &cap.budgets {
+            line(out, 4, &budget_line(*counter, budget));
+        }
+    }
+}
+
+fn budget_line(counter: Counter, budget: &Budget) -> String {
+    let mut text = format!(
+        "{counter}: {{limit: {}, per: {}",
+        budget.limit,
+        budget.per.as_str()
+    );
+    if budget.ceiling != Ceiling::Deny {
+        let _ = write!(text, ", ceiling: {}", budget.ceiling.as_str());
+    }
+    text.push('}');
+    text
 }
 
 fn write_rule(out: &mut String, rule: &AllowRule) {
@@ -83,6 +108,60 @@ fn write_rule(out: &mut String, rule: &AllowRule) {
     if rule.allow_insecure {
         field(out, "allow_insecure: true".to_owned());
     }
+    if let Some(expr) = &rule.match_expr {
+        field(out, format!("match: {}", cel_scalar(expr.source())));
+    }
+    if let Some(body) = &rule.body {
+        field(out, format!("body: {}", body_flow(body)));
+    }
+}
+
+/// `{json_schema: {...}, max_bytes: N}` on one line.
+fn body_flow(body: &BodyCheck) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    if let Some(schema) = &body.json_schema {
+        parts.push(format!("json_schema: {}", json_flow(schema.document())));
+    }
+    if body.json_schema.is_none() || body.max_bytes != DEFAULT_BODY_MAX_BYTES {
+        parts.push(format!("max_bytes: {}", body.max_bytes));
+    }
+    format!("{{{}}}", parts.join(", "))
+}
+
+/// JSON with `, ` and `: ` separators: a YAML flow node that reads back to
+/// the same value.
+fn json_flow(value: &serde_json::Value) -> String {
+    let mut out = String::new();
+    write_json(&mut out, value);
+    out
+}
+
+fn write_json(out: &mut String, value: &serde_json::Value) {
+    match value {
+        serde_json::Value::Array(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push_str(", ");
+                }
+                write_json(out, item);
+            }
+            out.push(']');
+        }
+        serde_json::Value::Object(fields) => {
+            out.push('{');
+            for (i, (k, v)) in fields.iter().enumerate() {
+                if i > 0 {
+                    out.push_str(", ");
+                }
+                out.push_str(&serde_json::Value::String(k.clone()).to_string());
+                out.push_str(": ");
+                write_json(out, v);
+            }
+            out.push('}');
+        }
+        scalar => out.push_str(&scalar.to_string()),
+    }
 }
 
 fn write_transform(out: &mut String, t: &Transform) {
@@ -98,6 +177,44 @@ fn write_transform(out: &mut String, t: &Transform) {
         TransformAction::Auth { credential } => {
             line(out, 6, &format!("auth: {}", scalar(credential)));
         }
+        TransformAction::Rewrite(r) => write_rewrite(out, r),
+    }
+}
+
+/// The rewrite keys in application order.
+fn write_rewrite(out: &mut String, r: &Rewrite) {
+    if !r.remove_headers.is_empty() {
+        let names = flow(r.remove_headers.iter().cloned());
+        line(out, 6, &format!("remove_headers: {names}"));
+    }
+    write_cel_map(out, "set_headers", &r.set_headers);
+    if !r.remove_query.is_empty() {
+        let names = flow(r.remove_query.iter().cloned());
+        line(out, 6, &format!("remove_query: {names}"));
+    }
+    write_cel_map(out, "set_query", &r.set_query);
+    if let Some(rw) = &r.rewrite_path {
+        let text = format!(
+            "rewrite_path: {{from: {}, to: {}}}",
+            scalar(rw.from()),
+            scalar(rw.to())
+        );
+        line(out, 6, &text);
+    }
+    write_cel_map(out, "set_body", &r.set_body);
+}
+
+fn write_cel_map(out: &mut String, key: &str, entries: &[(String, CelExpr)]) {
+    if entries.is_empty() {
+        return;
+    }
+    line(out, 6, &format!("{key}:"));
+    for (name, expr) in entries {
+        line(
+            out,
+            8,
+            &format!("{}: {}", scalar(name), cel_scalar(expr.source())),
+        );
     }
 }
 
@@ -109,6 +226,19 @@ fn line(out: &mut String, indent: usize, text: &str) {
 fn flow(items: impl Iterator<Item = String>) -> String {
     let items: Vec<String> = items.map(|s| scalar(&s)).collect();
     format!("[{}]", items.join(", "))
+}
+
+/// A CEL expression: plain when unambiguous, else single-quoted (CEL's
+/// own string literals are usually double-quoted, and need no escaping
+/// there), else double-quoted.
+fn cel_scalar(s: &str) -> String {
+    if is_safe_plain(s) {
+        return s.to_owned();
+    }
+    if !s.contains('\'') && !s.chars().any(char::is_control) {
+        return format!("'{s}'");
+    }
+    scalar(s)
 }
 
 /// A scalar, plain when that is unambiguous, double-quoted otherwise.

@@ -248,9 +248,11 @@ fn to_ascii(raw: &str, host: &str) -> Result<String, HostError> {
     let plain = host
         .bytes()
         .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.');
-    let has_ace = host
-        .split('.')
-        .any(|l| l.len() >= 4 && l[..4].eq_ignore_ascii_case("xn--"));
+    let has_ace = host.split('.').any(|l| {
+        l.as_bytes()
+            .get(..4)
+            .is_some_and(|p| p.eq_ignore_ascii_case(b"xn--"))
+    });
     if plain && !has_ace {
         return Ok(host.to_ascii_lowercase());
     }

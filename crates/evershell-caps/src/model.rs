@@ -2,13 +2,18 @@
 //! [`crate::Policy::compile`] consumes.
 //!
 //! Values built by `parse` or [`crate::provider_capability`] are always
-//! valid. Fields will be added as the language grows (`match`, `body`,
-//! budgets, more transform actions): build values with `..Default::default()`
-//! and match [`TransformAction`] with a wildcard arm so that code keeps
-//! compiling.
+//! valid. Build values with `..Default::default()` and match
+//! [`TransformAction`] with a wildcard arm so that code keeps compiling as
+//! the language grows.
 
+use std::collections::BTreeMap;
+
+use crate::body::BodyCheck;
+use crate::budget::{Budget, Counter};
+use crate::cel::CelExpr;
 use crate::host::HostPattern;
 use crate::path::PathPattern;
+use crate::rewrite::PathRewrite;
 
 /// A named group of allow rules plus the transforms that fire on requests
 /// those rules admit.
@@ -22,6 +27,9 @@ pub struct Capability {
     pub allow: Vec<AllowRule>,
     /// In document order; they run after the allow decision.
     pub transforms: Vec<Transform>,
+    /// Usage ceilings of the requests this capability admits; the proxy's
+    /// ledger enforces them.
+    pub budgets: BTreeMap<Counter, Budget>,
 }
 
 /// The closed `type:` enum of a capability.
@@ -34,7 +42,8 @@ pub enum CapabilityType {
 /// One allow rule: a request is admitted when its host matches one of
 /// `domains` (port included), its method is in `methods`, its canonical
 /// path matches one of `paths` (any path when empty) and, for plain HTTP,
-/// `allow_insecure` is true.
+/// `allow_insecure` is true, its `body` check passes and its `match`
+/// predicate is `true`.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct AllowRule {
     /// Lets transforms target this rule through `applies_to`.
@@ -44,6 +53,11 @@ pub struct AllowRule {
     pub paths: Vec<PathPattern>,
     /// Default `false`: only TLS requests are admitted.
     pub allow_insecure: bool,
+    /// `match:`: a CEL predicate that must evaluate to `true`.
+    pub match_expr: Option<CelExpr>,
+    /// `body:`: a size limit and an optional JSON Schema for the request
+    /// body.
+    pub body: Option<BodyCheck>,
 }
 
 /// A rewrite applied to requests admitted by its capability's rules.
@@ -55,14 +69,39 @@ pub struct Transform {
     pub action: TransformAction,
 }
 
-/// What a transform does. More actions (headers, query, path, body) will
-/// be added; match with a wildcard arm.
+/// What a transform does: exactly one action group. Match with a wildcard
+/// arm.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum TransformAction {
     /// `auth: <credential name>`: the broker mints the credential and the
     /// proxy stamps it on the request.
     Auth { credential: String },
+    /// Any of the header, query, path and body keys.
+    Rewrite(Rewrite),
+}
+
+/// The rewrite action group of a transform. Within one transform the
+/// parts apply in this order: `remove_headers`, `set_headers`,
+/// `remove_query`, `set_query`, `rewrite_path`, `set_body`. At least one is
+/// non-empty in a parsed value.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Rewrite {
+    /// Lower-cased header name → CEL expression evaluating to a string;
+    /// replaces every existing value of the header. Sorted by name.
+    pub set_headers: Vec<(String, CelExpr)>,
+    /// Lower-cased header names, every value removed.
+    pub remove_headers: Vec<String>,
+    /// Query parameter name → CEL expression evaluating to a string;
+    /// replaces every existing value of the parameter. Sorted by name.
+    pub set_query: Vec<(String, CelExpr)>,
+    /// Query parameter names, every value removed.
+    pub remove_query: Vec<String>,
+    /// First match of a regex in the canonical path, replaced.
+    pub rewrite_path: Option<PathRewrite>,
+    /// JSON pointer (RFC 6901) → CEL expression whose value is stored
+    /// there. Sorted by pointer.
+    pub set_body: Vec<(String, CelExpr)>,
 }
 
 /// The closed set of HTTP methods a rule can name (upper-case only, as on

@@ -70,8 +70,7 @@ pub fn provider_capability(
         Capability {
             name: PROVIDER_CAPABILITY.to_owned(),
             kind: CapabilityType::Http,
-            allow: Vec::new(),
-            transforms: Vec::new(),
+            ..Capability::default()
         }
     })
 }
@@ -110,7 +109,7 @@ pub fn try_provider_capability(
             domains: vec![host.clone()],
             methods: vec![ep.method],
             paths,
-            allow_insecure: false,
+            ..AllowRule::default()
         });
     }
 
@@ -126,6 +125,7 @@ pub fn try_provider_capability(
         kind: CapabilityType::Http,
         allow,
         transforms: vec![auth],
+        ..Capability::default()
     })
 }
 

@@ -128,3 +128,67 @@ fn keeps_the_auth_credential_name() {
         other => panic!("unexpected action {other:?}"),
     }
 }
+
+#[test]
+fn round_trips_match_body_budgets_and_every_transform_kind() {
+    let yaml = r#"
+- name: full
+  budgets:
+    output_tokens: {limit: 200000, per: workspace, ceiling: clamp}
+    requests: {per: task, limit: 500}
+  allow:
+    - name: commit
+      domains: [gitlab.com]
+      methods: [POST]
+      paths: [/api/v4/projects/*/repository/commits]
+      match: 'request.headers["content-type"] == "application/json" && workspace.role != ""'
+      body:
+        max_bytes: 4096
+        json_schema:
+          type: object
+          required: [branch]
+          properties:
+            branch: {type: string, pattern: "^evershell/", "x-note": 'a "quoted" value'}
+            n: {minimum: -1.5, maximum: 10}
+            flag: {const: true}
+            none: {const: null}
+    - domains: [x.example]
+      methods: [GET]
+      body: {max_bytes: 0}
+  type: http
+  transforms:
+    - name: token
+      applies_to: [commit]
+      auth: gitlab-pat
+    - name: rewrite
+      set_headers: {X-Tenant-Id: 'secrets["tenant-id"]', "x-b": '"b"'}
+      remove_headers: [cookie]
+      set_query: {api-version: '"2024-10-01"'}
+      remove_query: [debug]
+      rewrite_path: {from: "^/v1/(.*)$", to: "/api/v1/$1"}
+      set_body: {"/metadata/tenant": 'secrets["tenant-id"]', "": 'request.body'}
+"#;
+    let caps = parse(yaml).unwrap_or_else(|e| panic!("{e}"));
+    let text = to_yaml(&caps);
+    let again = parse(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    assert_eq!(again, caps, "{text}");
+    assert_eq!(to_yaml(&again), text, "canonical text is a fixed point");
+
+    assert!(
+        text.contains(
+            "      match: 'request.headers[\"content-type\"] == \"application/json\" && workspace.role != \"\"'\n"
+        ),
+        "{text}"
+    );
+    assert!(text.contains("      body: {max_bytes: 0}\n"), "{text}");
+    assert!(text.contains("    output_tokens: {limit: 200000, per: workspace, ceiling: clamp}\n"));
+    assert!(text.contains("    requests: {limit: 500, per: task}\n"));
+    assert!(
+        text.contains("      rewrite_path: {from: \"^/v1/(.*)$\", to: \"/api/v1/$1\"}\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("        x-tenant-id: 'secrets[\"tenant-id\"]'\n"),
+        "{text}"
+    );
+}

@@ -50,13 +50,13 @@ fn never_lets_a_role_replace_a_platform_capability() {
     assert!(p.admits_name("api.anthropic.com"));
     assert!(!p.admits_name("evil.example"));
 
-    let facts = RequestFacts {
-        method: "POST",
-        scheme: Scheme::Https,
-        host: "api.anthropic.com",
-        port: 443,
-        target: "/v1/messages",
-    };
+    let facts = RequestFacts::new(
+        "POST",
+        Scheme::Https,
+        "api.anthropic.com",
+        443,
+        "/v1/messages",
+    );
     assert_eq!(p.decide(&facts).auth[0].credential, "key");
 }
 

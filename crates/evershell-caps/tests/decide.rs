@@ -34,13 +34,7 @@ fn policy() -> Policy {
 }
 
 fn decide(method: &str, scheme: Scheme, host: &str, port: u16, target: &str) -> Decision {
-    policy().decide(&RequestFacts {
-        method,
-        scheme,
-        host,
-        port,
-        target,
-    })
+    policy().decide(&RequestFacts::new(method, scheme, host, port, target))
 }
 
 fn https(method: &str, host: &str, target: &str) -> Decision {
@@ -85,13 +79,7 @@ fn matches_wildcard_domains_and_idna_hosts() {
         parse("- name: b\n  domains: [bücher.example]\n  methods: [GET]\n").expect("valid"),
     );
     for host in ["bücher.example", "BÜCHER.example.", "xn--bcher-kva.example"] {
-        let d = p.decide(&RequestFacts {
-            method: "GET",
-            scheme: Scheme::Https,
-            host,
-            port: 443,
-            target: "/",
-        });
+        let d = p.decide(&RequestFacts::new("GET", Scheme::Https, host, 443, "/"));
         assert!(d.allowed, "{host}: {d:#?}");
         assert_eq!(d.host, "xn--bcher-kva.example");
     }
@@ -276,13 +264,13 @@ fn picks_the_first_admitting_rule_in_document_order() {
 ";
     let p = Policy::compile(Vec::new(), parse(yaml).expect("valid"));
     let at = |target| {
-        p.decide(&RequestFacts {
-            method: "GET",
-            scheme: Scheme::Https,
-            host: "a.example",
-            port: 443,
+        p.decide(&RequestFacts::new(
+            "GET",
+            Scheme::Https,
+            "a.example",
+            443,
             target,
-        })
+        ))
     };
     assert_eq!(at("/x/1").capability.as_deref(), Some("first"));
     let d = at("/y");
@@ -293,13 +281,7 @@ fn picks_the_first_admitting_rule_in_document_order() {
 #[test]
 fn denies_everything_under_an_empty_policy() {
     let p = Policy::compile(Vec::new(), Vec::new());
-    let d = p.decide(&RequestFacts {
-        method: "GET",
-        scheme: Scheme::Https,
-        host: "a.com",
-        port: 443,
-        target: "/",
-    });
+    let d = p.decide(&RequestFacts::new("GET", Scheme::Https, "a.com", 443, "/"));
     assert_eq!((d.allowed, d.reason.as_str()), (false, "no_matching_rule"));
     assert!(!p.admits_name("a.com"));
 }

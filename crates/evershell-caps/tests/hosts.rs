@@ -134,3 +134,15 @@ fn rejects_wildcards_that_are_not_a_whole_leftmost_label() {
     assert!(HostPattern::parse("gitlab.com@evil.net").is_err());
     assert!(HostPattern::parse("*.").is_err());
 }
+
+/// Regression: a label whose fourth byte fell inside a multi-byte character
+/// (`ｇｉｔｌａｂ`) panicked the `xn--` prefix check.
+#[test]
+fn normalizes_labels_with_multibyte_characters_without_panicking() {
+    let (host, _) = normalize_host("ｇｉｔｌａｂ.com").expect("UTS #46 maps full-width letters");
+    assert_eq!(host, "gitlab.com");
+    assert_eq!(
+        normalize_host("ÉÉÉ.example").map(|(h, _)| h),
+        Ok("xn--9caaa.example".to_owned())
+    );
+}

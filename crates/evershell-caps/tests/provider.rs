@@ -6,13 +6,7 @@ use evershell_caps::{
 };
 
 fn allowed(policy: &Policy, method: &str, host: &str, target: &str) -> bool {
-    let facts = RequestFacts {
-        method,
-        scheme: Scheme::Https,
-        host,
-        port: 443,
-        target,
-    };
+    let facts = RequestFacts::new(method, Scheme::Https, host, 443, target);
     policy.decide(&facts).allowed
 }
 
@@ -32,13 +26,7 @@ fn admits_anthropic_api_paths_with_its_credential() {
     assert!(!allowed(&p, "POST", host, "/v1/files"));
     assert!(!allowed(&p, "POST", "anthropic.com", "/v1/messages"));
 
-    let facts = RequestFacts {
-        method: "POST",
-        scheme: Scheme::Https,
-        host,
-        port: 443,
-        target: "/v1/messages",
-    };
+    let facts = RequestFacts::new("POST", Scheme::Https, host, 443, "/v1/messages");
     let d = p.decide(&facts);
     assert_eq!(d.capability.as_deref(), Some("_provider"));
     assert_eq!(
@@ -65,13 +53,7 @@ fn admits_openai_api_paths_under_the_default_and_a_custom_base_path() {
 
     let cap = provider_capability("openai", "vllm.internal:8000", Some("/openai/v1/"), "vllm");
     let p = Policy::compile(vec![cap], vec![]);
-    let facts = |target| RequestFacts {
-        method: "POST",
-        scheme: Scheme::Https,
-        host: "vllm.internal",
-        port: 8000,
-        target,
-    };
+    let facts = |target| RequestFacts::new("POST", Scheme::Https, "vllm.internal", 8000, target);
     assert!(p.decide(&facts("/openai/v1/chat/completions")).allowed);
     assert!(!p.decide(&facts("/v1/chat/completions")).allowed);
 }

@@ -64,11 +64,11 @@ fn reports_each_problem_at_its_position() {
         ("long identifier", "name: read", "name: r12345678901234567890123456789012345678901234567890123456789012345", 4, 13, "invalid name"),
         ("bad type", "type: http", "type: grpc", 2, 9, "unknown type \"grpc\""),
         ("bad bool", "paths: [/api/v4/projects/**]", "allow_insecure: yes", 7, 23, "expected true or false"),
-        ("match unsupported", "paths: [/api/v4/projects/**]", "match: request.path != \"\"", 7, 7, "\"match\" is not supported by this version"),
-        ("body unsupported", "paths: [/api/v4/projects/**]", "body: {max_bytes: 10}", 7, 7, "\"body\" is not supported by this version"),
+        ("match syntax", "paths: [/api/v4/projects/**]", "match: request.path ==", 7, 14, "invalid CEL expression"),
+        ("body max_bytes text", "paths: [/api/v4/projects/**]", "body: {max_bytes: ten}", 7, 25, "expected a non-negative integer"),
         ("unknown rule key", "paths: [/api/v4/projects/**]", "path: [/x]", 7, 7, "unknown key \"path\""),
         ("unknown capability key", "type: http", "type: http\n  kind: x", 3, 3, "unknown key \"kind\""),
-        ("budgets unsupported", "type: http", "type: http\n  budgets: {}", 3, 3, "\"budgets\" is not supported"),
+        ("unknown budget counter", "type: http", "type: http\n  budgets: {tokens: {limit: 1, per: task}}", 3, 13, "unknown counter \"tokens\""),
         ("rule field beside allow", "type: http", "type: http\n  methods: [GET]", 3, 3, "belongs inside an allow rule"),
         ("missing domains", "      domains: [gitlab.com]\n", "", 4, 7, "missing \"domains\""),
         ("duplicate key", "      methods: [GET]\n", "      methods: [GET]\n      methods: [POST]\n", 7, 7, "duplicate key \"methods\""),
@@ -206,7 +206,7 @@ fn requires_applies_to_to_name_rules_of_the_same_capability() {
 }
 
 #[test]
-fn rejects_transform_actions_this_version_does_not_support() {
+fn rejects_mixed_action_groups_and_unknown_transform_keys() {
     let base = "\
 - name: a
   domains: [a.com]
@@ -214,28 +214,35 @@ fn rejects_transform_actions_this_version_does_not_support() {
   transforms:
     - name: t
 ";
-    let cases: &[(&str, &str)] = &[
+    let cases: &[(&str, usize, usize, &str)] = &[
         (
-            "      set_headers: {X-A: '\"b\"'}\n",
-            "\"set_headers\" is not supported by this version",
+            "      auth: cred\n      set_headers: {X-A: '\"b\"'}\n",
+            7,
+            7,
+            "cannot be combined with \"auth\"",
         ),
         (
-            "      remove_headers: [cookie]\n",
-            "\"remove_headers\" is not supported",
+            "      remove_headers: [host]\n",
+            6,
+            24,
+            "belongs to the proxy",
         ),
         (
-            "      rewrite_path: {from: a, to: b}\n",
-            "\"rewrite_path\" is not supported",
+            "      rewrite_path: {from: \"(\", to: b}\n",
+            6,
+            28,
+            "invalid pattern",
         ),
         (
             "      auth: cred\n      colour: red\n",
+            7,
+            7,
             "unknown key \"colour\"",
         ),
     ];
-    for (tail, message) in cases {
+    for (tail, line, col, message) in cases {
         let yaml = format!("{base}{tail}");
-        let line = 6 + tail.matches('\n').count() - 1;
-        first_error(&yaml, &errors(&yaml)[0].path, line, 7, message);
+        first_error(&yaml, &errors(&yaml)[0].path, *line, *col, message);
     }
     first_error(
         base,

@@ -2,20 +2,19 @@
 //! shorthand, and the checks that span fields (unique names, `applies_to`
 //! targets).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
+use crate::budget::{Budget, Counter};
 use crate::model::{AllowRule, Capability, CapabilityType};
 
-use super::rule::{load_rules, RuleDraft, LATER_RULE_KEYS, RULE_KEYS};
+use super::budget::load_budgets;
+use super::rule::{load_rules, RuleDraft, RULE_KEYS};
 use super::scalar;
 use super::transform::{load_transforms, LoadedTransform};
 use super::tree::{Entry, Mark, Node};
-use super::{expect_map, unknown_key, unsupported, Errors};
+use super::{expect_map, unknown_key, Errors};
 
-const CAP_KEYS: &str = "name, type, allow, transforms";
-
-/// Capability keys a later version will support.
-const LATER_CAP_KEYS: &[&str] = &["budgets"];
+const CAP_KEYS: &str = "name, type, allow, transforms, budgets";
 
 /// A loaded capability with what the cross-field checks need.
 struct Loaded {
@@ -65,6 +64,7 @@ struct Draft {
     saw_type: bool,
     allow: Option<Vec<AllowRule>>,
     transforms: Vec<LoadedTransform>,
+    budgets: BTreeMap<Counter, Budget>,
     rule: RuleDraft,
 }
 
@@ -111,6 +111,7 @@ fn load_capability(node: &Node, path: String, errs: &mut Errors) -> Option<Loade
         kind: CapabilityType::Http,
         allow,
         transforms,
+        budgets: draft.budgets,
     };
     Some(Loaded {
         cap,
@@ -133,11 +134,11 @@ fn take_field(draft: &mut Draft, e: &Entry, path: &str, shorthand: bool, errs: &
         }
         "allow" => draft.allow = Some(load_rules(&e.value, &field, errs)),
         "transforms" => draft.transforms = load_transforms(&e.value, &field, errs),
-        k if LATER_CAP_KEYS.contains(&k) => unsupported(errs, &field, k, e.key_mark),
-        k if shorthand && (RULE_KEYS.contains(&k) || LATER_RULE_KEYS.contains(&k)) => {
+        "budgets" => draft.budgets = load_budgets(&e.value, &field, errs),
+        k if shorthand && RULE_KEYS.contains(&k) => {
             draft.rule.take(e, &field, errs);
         }
-        k if RULE_KEYS.contains(&k) || LATER_RULE_KEYS.contains(&k) => {
+        k if RULE_KEYS.contains(&k) => {
             let msg = format!("{k:?} belongs inside an allow rule when \"allow\" is present");
             errs.push(&field, e.key_mark, msg);
         }

@@ -1,21 +1,31 @@
-//! Allow rules: `name`, `domains`, `methods`, `paths`, `allow_insecure`.
-//! The same fields serve a canonical rule and a shorthand capability.
+//! Allow rules: `name`, `domains`, `methods`, `paths`, `allow_insecure`,
+//! `match`, `body`. The same fields serve a canonical rule and a shorthand
+//! capability.
 
 use std::collections::HashSet;
 
+use crate::body::BodyCheck;
+use crate::cel::{CelExpr, CelRole};
 use crate::host::HostPattern;
 use crate::model::{AllowRule, Method};
 use crate::path::PathPattern;
 
+use super::body::load_body;
+use super::expr;
 use super::scalar;
 use super::tree::{Entry, Mark, Node};
-use super::{expect_map, unknown_key, unsupported, Errors};
+use super::{expect_map, unknown_key, Errors};
 
-/// Keys of an allow rule this version supports.
-pub(super) const RULE_KEYS: &[&str] = &["name", "domains", "methods", "paths", "allow_insecure"];
-
-/// Keys of an allow rule that a later version will support.
-pub(super) const LATER_RULE_KEYS: &[&str] = &["match", "body"];
+/// Keys of an allow rule.
+pub(super) const RULE_KEYS: &[&str] = &[
+    "name",
+    "domains",
+    "methods",
+    "paths",
+    "allow_insecure",
+    "match",
+    "body",
+];
 
 /// The rule fields seen so far; `None` where absent or invalid.
 #[derive(Default)]
@@ -24,6 +34,8 @@ pub(super) struct RuleDraft {
     methods: Option<Vec<Method>>,
     paths: Vec<PathPattern>,
     allow_insecure: bool,
+    match_expr: Option<CelExpr>,
+    body: Option<BodyCheck>,
     /// Whether `domains` / `methods` were written at all (even invalid),
     /// so a missing field is reported only when it is really missing.
     saw_domains: bool,
@@ -98,7 +110,8 @@ impl RuleDraft {
             "allow_insecure" => {
                 self.allow_insecure = scalar::boolean(&e.value, field, errs).unwrap_or(false);
             }
-            k if LATER_RULE_KEYS.contains(&k) => unsupported(errs, field, k, e.key_mark),
+            "match" => self.match_expr = expr::cel(&e.value, field, CelRole::Match, errs),
+            "body" => self.body = load_body(&e.value, field, errs),
             _ => return false,
         }
         true
@@ -128,6 +141,8 @@ impl RuleDraft {
             methods: self.methods?,
             paths: self.paths,
             allow_insecure: self.allow_insecure,
+            match_expr: self.match_expr,
+            body: self.body,
         })
     }
 }

@@ -104,3 +104,32 @@ pub(crate) fn is_identifier(s: &str) -> bool {
         && s.len() <= MAX_IDENT
         && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
+
+/// A non-negative integer written plain in decimal (`1048576`), at most
+/// `max`.
+pub(super) fn unsigned(node: &Node, path: &str, max: u64, errs: &mut Errors) -> Option<u64> {
+    let parsed = match node {
+        Node::Scalar {
+            text, plain: true, ..
+        } if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) => {
+            text.parse::<u64>().ok()
+        }
+        _ => None,
+    };
+    match parsed {
+        Some(n) if n <= max => Some(n),
+        Some(n) => {
+            errs.push(path, node.mark(), format!("{n} is over the limit of {max}"));
+            None
+        }
+        None => {
+            let found = match node {
+                Node::Scalar { text, .. } => format!("{text:?}"),
+                other => other.describe().to_owned(),
+            };
+            let msg = format!("expected a non-negative integer, found {found}");
+            errs.push(path, node.mark(), msg);
+            None
+        }
+    }
+}

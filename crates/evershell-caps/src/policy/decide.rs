@@ -1,88 +1,59 @@
 //! The decision function: one request's facts in, allow or deny out, with
 //! the rule that admitted it or why each candidate rule refused.
+//!
+//! A decision walks the candidate rules (those whose domain matches the
+//! host) in document order, each through the same stages: port, scheme,
+//! method, path, body, `match`. The first rule to pass them all admits.
+//! A rule that needs the body (a `body:` check, a `match` or transform
+//! reading `request.body`, a `set_body`) cannot be judged from the head
+//! alone: [`Policy::decide`] then stops and asks for the body
+//! (`needs_body`), and [`Policy::decide_with_body`] runs the same walk with
+//! it.
 
+use std::cell::{Cell, OnceCell};
+
+use crate::cel::{includes_body, Activation, RequestFields};
 use crate::host::{normalize_host, port_fits};
 use crate::model::Method;
 use crate::path::{canonicalize_path, split_segments};
 
+use super::decision::{Decision, Refusal};
+use super::facts::{RequestFacts, Scheme};
 use super::index::Slot;
 use super::{CompiledRule, Policy};
 
-/// How the agent's request reached the proxy.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Scheme {
-    /// TLS terminated by the proxy.
-    Https,
-    /// Plain HTTP: admitted only by rules with `allow_insecure: true`.
-    Http,
-}
-
-/// What the proxy knows about a request when it decides.
+/// Whether the body is known to a decision.
 #[derive(Debug, Clone, Copy)]
-pub struct RequestFacts<'a> {
-    /// The method exactly as sent (methods are case-sensitive).
-    pub method: &'a str,
-    pub scheme: Scheme,
-    /// Raw `Host` / `:authority` / SNI; may carry a port, a trailing dot or
-    /// upper case. A port in it must equal `port`.
-    pub host: &'a str,
-    /// The port the agent connected to (the upstream port).
-    pub port: u16,
-    /// Raw origin-form request target: path plus optional `?query`.
-    pub target: &'a str,
+pub(super) enum BodyInput<'b> {
+    /// `decide`: rules that need the body make the decision wait for it.
+    Unknown,
+    /// `decide_with_body`: the body, or its first `limit + 1` bytes.
+    Given(&'b [u8]),
 }
 
-/// The outcome of [`Policy::decide`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Decision {
-    pub allowed: bool,
-    /// `allowed`, or the deny reason: `invalid_host`, `invalid_path`,
-    /// `host_not_allowed` (no rule's domain and port fit),
-    /// `insecure_not_allowed`, `method_not_allowed`, `path_not_allowed`
-    /// (the furthest stage any candidate rule reached), or
-    /// `no_matching_rule` (the policy has no rules at all).
-    pub reason: String,
-    /// The normalised host without port (the raw host for `invalid_host`).
-    pub host: String,
-    /// The canonical path without query, when the path was valid.
-    pub canonical_path: Option<String>,
-    /// Canonical path plus the original `?query`: exactly what must be
-    /// forwarded upstream.
-    pub forward_target: Option<String>,
-    /// The admitting capability and rule (name, or `allow[i]`).
-    pub capability: Option<String>,
-    pub rule: Option<String>,
-    /// The `auth` transforms that fire on this allowed request, in order.
-    pub auth: Vec<AuthStep>,
-    /// Candidate rules (their domain matched the host) that refused, in
-    /// document order, for `explain` and audit.
-    pub refusals: Vec<Refusal>,
-}
-
-/// One credential to stamp on an allowed request.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AuthStep {
-    pub transform: String,
-    pub credential: String,
-}
-
-/// Why one candidate rule did not admit the request.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Refusal {
-    pub capability: String,
-    pub rule: String,
-    pub why: String,
+/// A decision and, when it waits for the body, the rule that asked.
+pub(super) struct Outcome {
+    pub decision: Decision,
+    pub pending: Option<usize>,
 }
 
 /// The request as the rules see it, computed once per decision.
 struct Probe<'a> {
+    facts: &'a RequestFacts<'a>,
     /// `None` for a method outside the closed set (no rule admits it).
     method: Option<Method>,
-    raw_method: &'a str,
     tls: bool,
-    port: u16,
+    host: &'a str,
     path: &'a str,
     segments: Vec<&'a str>,
+    body: BodyInput<'a>,
+    /// The body parsed as JSON, once (`None`: absent or not JSON).
+    json: OnceCell<Option<serde_json::Value>>,
+    /// CEL variables, built on the first rule with a `match`, with the
+    /// `request` fields in `fields`.
+    activation: OnceCell<Result<Activation, String>>,
+    fields: RequestFields,
+    validations: Cell<u32>,
 }
 
 /// How far a candidate rule got before refusing; the deny reason is the
@@ -93,12 +64,43 @@ enum Stage {
     Scheme,
     Method,
     Path,
+    Body,
+    Match,
+}
+
+/// One rule's verdict.
+enum Verdict {
+    Admit,
+    Refuse {
+        stage: Stage,
+        reason: String,
+        why: String,
+    },
+    /// Needs the body, which is not known yet.
+    NeedsBody,
 }
 
 impl Policy {
-    /// Decides one request. Default deny; the first admitting rule in
-    /// document order wins. Never panics on hostile input.
+    /// Decides one request from its head. Default deny; the first
+    /// admitting rule in document order wins. When a candidate rule needs
+    /// the body before any rule admits, the decision is a deny with
+    /// `needs_body: Some(limit)` and reason `body_required`: call
+    /// [`Policy::decide_with_body`]. Never panics on hostile input.
     pub fn decide(&self, req: &RequestFacts<'_>) -> Decision {
+        self.run(req, BodyInput::Unknown).decision
+    }
+
+    /// Decides one request with its body: the whole body, or (when it is
+    /// longer than the limit `decide` reported) its first `limit + 1`
+    /// bytes, which is enough to refuse it as `body_too_large`. An empty
+    /// slice is an empty body. The body is parsed as JSON once; a body
+    /// that does not parse is `request.body == null` in CEL and refused by
+    /// a `json_schema` check as `body_not_json`.
+    pub fn decide_with_body(&self, req: &RequestFacts<'_>, body: &[u8]) -> Decision {
+        self.run(req, BodyInput::Given(body)).decision
+    }
+
+    pub(super) fn run(&self, req: &RequestFacts<'_>, body: BodyInput<'_>) -> Outcome {
         let mut d = Decision::deny("invalid_host", req.host.to_owned());
         let (raw_path, query) = match req.target.split_once('?') {
             Some((path, query)) => (path, Some(query)),
@@ -115,67 +117,145 @@ impl Policy {
 
         match normalize_host(req.host) {
             Ok((host, port)) if port.is_none_or(|p| p == req.port) => d.host = host,
-            _ => return d,
+            _ => return Outcome::done(d),
         }
         let Some(canonical) = d.canonical_path.clone() else {
             d.reason = "invalid_path".to_owned();
-            return d;
+            return Outcome::done(d);
         };
 
+        let host = d.host.clone();
         let probe = Probe {
+            facts: req,
             method: Method::parse(req.method),
-            raw_method: req.method,
             tls: req.scheme == Scheme::Https,
-            port: req.port,
+            host: &host,
             path: &canonical,
             segments: split_segments(&canonical),
+            body,
+            json: OnceCell::new(),
+            activation: OnceCell::new(),
+            fields: self.match_fields,
+            validations: Cell::new(0),
         };
         let candidates = self.hosts.candidates(&d.host);
-        self.evaluate(&mut d, &candidates, &probe);
-        d
+        let pending = self.evaluate(&mut d, &candidates, &probe);
+        d.validations_applied = probe.validations.get();
+        Outcome {
+            decision: d,
+            pending,
+        }
     }
 
-    /// Walks the candidate rules in order and fills in the outcome.
-    fn evaluate(&self, d: &mut Decision, candidates: &[Slot], probe: &Probe<'_>) {
-        let mut furthest: Option<Stage> = None;
-        for group in candidates.chunk_by(|a, b| a.rule == b.rule) {
+    /// Walks the candidate rules in order and fills in the outcome; returns
+    /// the rule that waits for the body, if any.
+    fn evaluate(&self, d: &mut Decision, candidates: &[Slot], probe: &Probe<'_>) -> Option<usize> {
+        let mut furthest: Option<(Stage, String)> = None;
+        let groups: Vec<&[Slot]> = candidates.chunk_by(|a, b| a.rule == b.rule).collect();
+        for (i, group) in groups.iter().enumerate() {
             let rule = &self.rules[group[0].rule as usize];
             let port_ok = group
                 .iter()
-                .any(|s| port_fits(s.port, probe.port, probe.tls));
-            let Some((stage, why)) = probe.refusal(rule, port_ok) else {
-                d.allow(rule);
-                return;
-            };
-            furthest = furthest.max(Some(stage));
-            d.refusals.push(Refusal {
-                capability: rule.capability.clone(),
-                rule: rule.label.clone(),
-                why,
-            });
+                .any(|s| port_fits(s.port, probe.port(), probe.tls));
+            match probe.verdict(rule, port_ok) {
+                Verdict::Admit => {
+                    d.allow(rule);
+                    return None;
+                }
+                Verdict::NeedsBody => {
+                    d.reason = "body_required".to_owned();
+                    d.needs_body = Some(self.body_limit_from(&groups[i..], probe));
+                    return Some(group[0].rule as usize);
+                }
+                Verdict::Refuse { stage, reason, why } => {
+                    if furthest.as_ref().is_none_or(|(s, _)| stage > *s) {
+                        furthest = Some((stage, reason));
+                    }
+                    d.refusals.push(Refusal {
+                        capability: rule.capability.clone(),
+                        rule: rule.label.clone(),
+                        why,
+                    });
+                }
+            }
         }
 
         d.reason = match furthest {
-            None if self.rules.is_empty() => "no_matching_rule",
-            None | Some(Stage::Port) => "host_not_allowed",
-            Some(Stage::Scheme) => "insecure_not_allowed",
-            Some(Stage::Method) => "method_not_allowed",
-            Some(Stage::Path) => "path_not_allowed",
+            None if self.rules.is_empty() => "no_matching_rule".to_owned(),
+            None => "host_not_allowed".to_owned(),
+            Some((_, reason)) => reason,
+        };
+        None
+    }
+
+    /// The largest body limit among `groups` whose rules pass the head
+    /// stages and need the body.
+    fn body_limit_from(&self, groups: &[&[Slot]], probe: &Probe<'_>) -> usize {
+        groups
+            .iter()
+            .filter_map(|group| {
+                let rule = &self.rules[group[0].rule as usize];
+                let port_ok = group
+                    .iter()
+                    .any(|s| port_fits(s.port, probe.port(), probe.tls));
+                (rule.needs_body && probe.head_refusal(rule, port_ok).is_none())
+                    .then_some(rule.body_limit)
+            })
+            .max()
+            .unwrap_or(0)
+    }
+}
+
+impl Outcome {
+    fn done(decision: Decision) -> Outcome {
+        Outcome {
+            decision,
+            pending: None,
         }
-        .to_owned();
     }
 }
 
 impl Probe<'_> {
-    /// Checks one candidate rule stage by stage; `None` when it admits.
-    fn refusal(&self, rule: &CompiledRule, port_ok: bool) -> Option<(Stage, String)> {
+    fn port(&self) -> u16 {
+        self.facts.port
+    }
+
+    /// Checks one candidate rule stage by stage.
+    fn verdict(&self, rule: &CompiledRule, port_ok: bool) -> Verdict {
+        if let Some((stage, reason, why)) = self.head_refusal(rule, port_ok) {
+            return Verdict::Refuse {
+                stage,
+                reason: reason.to_owned(),
+                why,
+            };
+        }
+        if rule.needs_body {
+            let BodyInput::Given(body) = self.body else {
+                return Verdict::NeedsBody;
+            };
+            if let Some(refusal) = self.body_refusal(rule, body) {
+                return refusal;
+            }
+        }
+        match &rule.match_expr {
+            Some(expr) => self.match_verdict(expr),
+            None => Verdict::Admit,
+        }
+    }
+
+    /// The stages decided by the request head: port, scheme, method, path.
+    fn head_refusal(
+        &self,
+        rule: &CompiledRule,
+        port_ok: bool,
+    ) -> Option<(Stage, &'static str, String)> {
         if !port_ok {
-            let why = format!("port {} is not admitted by its domains", self.port);
-            return Some((Stage::Port, why));
+            let why = format!("port {} is not admitted by its domains", self.port());
+            return Some((Stage::Port, "host_not_allowed", why));
         }
         if !self.tls && !rule.allow_insecure {
             let why = "plain http needs allow_insecure: true".to_owned();
-            return Some((Stage::Scheme, why));
+            return Some((Stage::Scheme, "insecure_not_allowed", why));
         }
         if !rule.admits_method(self.method) {
             let allowed: Vec<&str> = Method::ALL
@@ -185,10 +265,10 @@ impl Probe<'_> {
                 .collect();
             let why = format!(
                 "method {:?} is not one of [{}]",
-                self.raw_method,
+                self.facts.method,
                 allowed.join(", ")
             );
-            return Some((Stage::Method, why));
+            return Some((Stage::Method, "method_not_allowed", why));
         }
         if !rule.admits_path(&self.segments) {
             let patterns: Vec<&str> = rule.paths.iter().map(|p| p.as_str()).collect();
@@ -197,32 +277,73 @@ impl Probe<'_> {
                 self.path,
                 patterns.join(", ")
             );
-            return Some((Stage::Path, why));
+            return Some((Stage::Path, "path_not_allowed", why));
         }
         None
     }
-}
 
-impl Decision {
-    fn deny(reason: &str, host: String) -> Decision {
-        Decision {
-            allowed: false,
+    /// The body stage: size limit, then the schema.
+    fn body_refusal(&self, rule: &CompiledRule, body: &[u8]) -> Option<Verdict> {
+        let refuse = |reason: &str, why: String| Verdict::Refuse {
+            stage: Stage::Body,
             reason: reason.to_owned(),
-            host,
-            canonical_path: None,
-            forward_target: None,
-            capability: None,
-            rule: None,
-            auth: Vec::new(),
-            refusals: Vec::new(),
+            why,
+        };
+        if body.len() > rule.body_limit {
+            let why = format!("body is over the {}-byte limit", rule.body_limit);
+            return Some(refuse("body_too_large", why));
+        }
+        let check = rule.body.as_ref()?;
+        let result = check.verify(body, self.json());
+        let validated = match &result {
+            Ok(validated) => *validated,
+            Err((reason, _)) => *reason == "body_invalid",
+        };
+        self.validations
+            .set(self.validations.get() + u32::from(validated));
+        result.err().map(|(reason, why)| refuse(reason, why))
+    }
+
+    fn match_verdict(&self, expr: &crate::cel::CelExpr) -> Verdict {
+        let refuse = |reason: String, why: String| Verdict::Refuse {
+            stage: Stage::Match,
+            reason,
+            why,
+        };
+        let result = match self.activation() {
+            Ok(vars) => expr.eval_bool(vars),
+            Err(e) => Err(e.clone()),
+        };
+        match result {
+            Ok(true) => Verdict::Admit,
+            Ok(false) => refuse(
+                "match_not_satisfied".to_owned(),
+                format!("match is false: {}", expr.source()),
+            ),
+            Err(e) => refuse(format!("cel_error: {e}"), format!("match failed: {e}")),
         }
     }
 
-    fn allow(&mut self, rule: &CompiledRule) {
-        self.allowed = true;
-        self.reason = "allowed".to_owned();
-        self.capability = Some(rule.capability.clone());
-        self.rule = Some(rule.label.clone());
-        self.auth = rule.auth.clone();
+    /// The body parsed as JSON; `None` without a body or when it is not
+    /// JSON.
+    fn json(&self) -> Option<&serde_json::Value> {
+        self.json
+            .get_or_init(|| match self.body {
+                BodyInput::Given(bytes) if !bytes.is_empty() => serde_json::from_slice(bytes).ok(),
+                _ => None,
+            })
+            .as_ref()
+    }
+
+    fn activation(&self) -> &Result<Activation, String> {
+        self.activation.get_or_init(|| {
+            // Parse the body only when some expression reads it.
+            let body = if includes_body(self.fields) {
+                self.json()
+            } else {
+                None
+            };
+            Activation::build(self.facts, self.host, self.path, body, self.fields)
+        })
     }
 }

@@ -3,19 +3,28 @@
 //! text.
 
 mod decide;
+mod decision;
+mod explain;
+mod facts;
 mod index;
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 use tracing::{debug, warn};
 
+use crate::body::{BodyCheck, DEFAULT_BODY_MAX_BYTES};
+use crate::cel::{CelExpr, RequestFields};
 use crate::emit::to_yaml;
 use crate::host::{normalize_host, port_fits};
-use crate::model::{Capability, Method, TransformAction};
+use crate::model::{Capability, Method, Transform, TransformAction};
 use crate::path::PathPattern;
+use crate::transform::TransformStep;
 
-pub use decide::{AuthStep, Decision, Refusal, RequestFacts, Scheme};
+pub use decision::{AuthStep, BudgetRef, Decision, Refusal};
+pub use explain::{Candidate, Explanation};
+pub use facts::{RequestFacts, Scheme, WorkspaceFacts};
 
 use index::HostIndex;
 
@@ -27,6 +36,8 @@ pub struct Policy {
     version: String,
     rules: Vec<CompiledRule>,
     hosts: HostIndex,
+    /// The `request` fields any `match` reads: the only ones built.
+    match_fields: RequestFields,
 }
 
 /// One allow rule, flattened out of its capability, with everything a
@@ -40,8 +51,18 @@ struct CompiledRule {
     methods: u8,
     paths: Vec<PathPattern>,
     allow_insecure: bool,
+    match_expr: Option<CelExpr>,
+    body: Option<BodyCheck>,
+    /// Whether a decision on this rule needs the body: a `body` check, or
+    /// a `match` or transform that reads or sets it.
+    needs_body: bool,
+    /// The body limit when `needs_body`: `body.max_bytes`, or the default.
+    body_limit: usize,
     /// The `auth` transforms that fire when this rule admits, in order.
     auth: Vec<AuthStep>,
+    /// Every transform that fires when this rule admits, in order.
+    steps: Vec<TransformStep>,
+    budgets: Vec<BudgetRef>,
 }
 
 impl Policy {
@@ -59,21 +80,28 @@ impl Policy {
         let mut rules = Vec::new();
         let mut hosts = HostIndex::default();
         for cap in &caps {
+            let transforms: Vec<Arc<Transform>> =
+                cap.transforms.iter().cloned().map(Arc::new).collect();
             for (i, rule) in cap.allow.iter().enumerate() {
                 let id = u32::try_from(rules.len()).expect("fewer than 2^32 rules");
                 for domain in &rule.domains {
                     hosts.insert(domain, id);
                 }
-                rules.push(compile_rule(cap, i));
+                rules.push(compile_rule(cap, &transforms, i));
             }
         }
 
+        let match_fields = rules
+            .iter()
+            .filter_map(|r| r.match_expr.as_ref())
+            .fold(0, |fields, e| fields | e.request_fields());
         debug!(capabilities = caps.len(), rules = rules.len(), version = %version, "policy compiled");
         Policy {
             caps,
             version,
             rules,
             hosts,
+            match_fields,
         }
     }
 
@@ -144,30 +172,58 @@ fn merge(provider: Vec<Capability>, role: Vec<Capability>) -> Vec<Capability> {
     caps
 }
 
-fn compile_rule(cap: &Capability, index: usize) -> CompiledRule {
+/// Flattens rule `index` of `cap`; `transforms` are the capability's,
+/// shared by its rules.
+fn compile_rule(cap: &Capability, transforms: &[Arc<Transform>], index: usize) -> CompiledRule {
     let rule = &cap.allow[index];
     let label = rule
         .name
         .clone()
         .unwrap_or_else(|| format!("allow[{index}]"));
-    let auth = cap
-        .transforms
+    let steps: Vec<TransformStep> = transforms
         .iter()
         .filter(|t| t.applies_to_rule(rule.name.as_deref()))
-        .map(|t| match &t.action {
-            TransformAction::Auth { credential } => AuthStep {
-                transform: t.name.clone(),
+        .map(|t| TransformStep::new(&cap.name, Arc::clone(t)))
+        .collect();
+    let auth = steps
+        .iter()
+        .filter_map(|s| match &s.transform().action {
+            TransformAction::Auth { credential } => Some(AuthStep {
+                transform: s.name().to_owned(),
                 credential: credential.clone(),
-            },
+            }),
+            _ => None,
         })
         .collect();
+    let budgets = cap
+        .budgets
+        .iter()
+        .map(|(counter, budget)| BudgetRef {
+            capability: cap.name.clone(),
+            counter: *counter,
+            budget: *budget,
+        })
+        .collect();
+
+    let needs_body = rule.body.is_some()
+        || rule.match_expr.as_ref().is_some_and(CelExpr::reads_body)
+        || steps.iter().any(TransformStep::reads_body);
     CompiledRule {
         capability: cap.name.clone(),
         label,
         methods: rule.methods.iter().fold(0, |bits, m| bits | m.bit()),
         paths: rule.paths.clone(),
         allow_insecure: rule.allow_insecure,
+        match_expr: rule.match_expr.clone(),
+        body: rule.body.clone(),
+        needs_body,
+        body_limit: rule
+            .body
+            .as_ref()
+            .map_or(DEFAULT_BODY_MAX_BYTES, |b| b.max_bytes),
         auth,
+        steps,
+        budgets,
     }
 }
 
