@@ -33,6 +33,15 @@ pub(crate) struct Outcome {
     pub path: Option<String>,
     pub capability: Option<String>,
     pub transforms_applied: Option<i64>,
+    /// Body schema validations the decision ran.
+    pub validations_applied: Option<i64>,
+    /// Counter → what the request actually used, for its capability's
+    /// budgets.
+    pub debits: BTreeMap<String, i64>,
+    /// Counter → allowance left after the request was accounted.
+    pub budgets: BTreeMap<String, i64>,
+    /// Counter → how a ceiling changed the request (`clamped_to_<n>`).
+    pub ceilings: BTreeMap<String, String>,
     /// Names of the credentials stamped on the request, never values.
     pub minted: Vec<String>,
     pub auth_failures: BTreeMap<String, String>,
@@ -78,6 +87,10 @@ impl Outcome {
             path: None,
             capability: None,
             transforms_applied: None,
+            validations_applied: None,
+            debits: BTreeMap::new(),
+            budgets: BTreeMap::new(),
+            ceilings: BTreeMap::new(),
             minted: Vec::new(),
             auth_failures: BTreeMap::new(),
             transforms_failed: BTreeMap::new(),
@@ -104,6 +117,10 @@ pub(crate) fn event(binding: &WorkspaceBinding, outcome: &Outcome) -> AuditEvent
     row.path = outcome.path.clone();
     row.capability_name = outcome.capability.clone();
     row.transforms_applied = outcome.transforms_applied;
+    row.validations_applied = outcome.validations_applied;
+    row.debits = non_empty_map(&outcome.debits);
+    row.budgets = non_empty_map(&outcome.budgets);
+    row.ceilings = non_empty_map(&outcome.ceilings);
 
     row.minted = non_empty(outcome.minted.clone());
     row.auth_failures = non_empty_map(&outcome.auth_failures);
@@ -167,7 +184,7 @@ fn non_empty(names: Vec<String>) -> Option<Vec<String>> {
     (!names.is_empty()).then_some(names)
 }
 
-fn non_empty_map(map: &BTreeMap<String, String>) -> Option<BTreeMap<String, String>> {
+fn non_empty_map<V: Clone>(map: &BTreeMap<String, V>) -> Option<BTreeMap<String, V>> {
     (!map.is_empty()).then(|| map.clone())
 }
 

@@ -23,11 +23,16 @@ pub trait CredentialSource: Send + Sync {
 /// A credential ready to stamp. The secret is wiped from memory when the
 /// value is dropped and never printed by `Debug`.
 pub struct ResolvedCredential {
-    /// The credential kind; the proxy stamps `api_key` today.
+    /// The credential kind: the proxy stamps `api_key`, `query_api_key` and
+    /// `basic_auth` (spec/credentials.md); any other kind fails closed.
     pub kind: String,
     /// Decides where an `api_key` goes (`anthropic` → `x-api-key`, …).
     pub provider: String,
+    /// The secret part: the key, or the `basic_auth` password.
     pub secret: Zeroizing<String>,
+    /// The credential's non-secret settings: `param` of a `query_api_key`
+    /// (default `key`), `username` of a `basic_auth`.
+    pub provider_config: serde_json::Map<String, serde_json::Value>,
 }
 
 /// Why a credential could not be resolved. The proxy turns every variant
@@ -52,6 +57,7 @@ impl fmt::Debug for ResolvedCredential {
             .field("kind", &self.kind)
             .field("provider", &self.provider)
             .field("secret", &"<redacted>")
+            .field("provider_config", &self.provider_config)
             .finish()
     }
 }

@@ -2,6 +2,8 @@
 //! the agent is told and what the row says. Both come from [`render`], so
 //! the response and the row never disagree.
 
+use std::collections::BTreeMap;
+
 use bytes::Bytes;
 use evershell_core::Decision;
 use http::header::{HeaderValue, CONTENT_TYPE};
@@ -33,12 +35,27 @@ pub(crate) enum Denial {
     /// section over the limit. `shape` is for the log only.
     #[error("malformed request: {shape}")]
     Malformed { shape: &'static str },
-    /// A credential the decision requires could not be resolved or stamped.
-    #[error("transform {transform}: credential {credential} unavailable")]
-    AuthUnavailable {
-        transform: String,
-        credential: String,
+    /// A request body the proxy had to read is larger than it reads
+    /// (`body_too_large`), stayed silent (`idle_timeout`) or broke
+    /// (`body_unreadable`).
+    #[error("request body refused: {reason}")]
+    Body { reason: &'static str },
+    /// Transforms could not complete: a credential or secret unavailable,
+    /// a value that does not evaluate, a body that is not JSON.
+    #[error("transforms failed: {failed:?}")]
+    Transform {
+        /// Transform name → reason.
+        failed: BTreeMap<String, String>,
+        /// Credential name → reason.
+        auth_failures: BTreeMap<String, String>,
     },
+    /// The request does not fit a budget of its capability; the reason is
+    /// `budget_exceeded:<counter>`.
+    #[error("budget refused the request: {reason}")]
+    Budget { reason: String },
+    /// The workspace's stored budget usage could not be loaded.
+    #[error("budget usage unavailable")]
+    BudgetUnavailable,
     /// The audit store cannot take rows; nothing leaves unaudited.
     #[error("audit store unavailable")]
     AuditUnavailable,
@@ -64,9 +81,13 @@ impl Denial {
             Denial::Policy { .. }
             | Denial::Request { .. }
             | Denial::Unsupported { .. }
-            | Denial::Malformed { .. } => Side::Agent,
+            | Denial::Malformed { .. }
+            | Denial::Body { .. }
+            | Denial::Budget { .. } => Side::Agent,
             Denial::UpstreamTls { .. } | Denial::UpstreamUnavailable { .. } => Side::Upstream,
-            Denial::AuthUnavailable { .. } | Denial::AuditUnavailable => Side::Internal,
+            Denial::Transform { .. } | Denial::AuditUnavailable | Denial::BudgetUnavailable => {
+                Side::Internal
+            }
         }
     }
 
@@ -75,7 +96,9 @@ impl Denial {
     pub(crate) fn retryable(&self) -> bool {
         matches!(
             self,
-            Denial::AuditUnavailable | Denial::UpstreamUnavailable { .. }
+            Denial::AuditUnavailable
+                | Denial::UpstreamUnavailable { .. }
+                | Denial::BudgetUnavailable
         )
     }
 
@@ -91,8 +114,17 @@ impl Denial {
         match self {
             Denial::Policy { reason } => reason,
             Denial::Request { reason } | Denial::Unsupported { reason } => reason,
+            Denial::Body { reason } => reason,
             Denial::Malformed { .. } => "bad_request",
-            Denial::AuthUnavailable { .. } => "auth_unavailable",
+            Denial::Transform { failed, .. } => {
+                if failed.values().any(|r| r == "auth_unavailable") {
+                    "auth_unavailable"
+                } else {
+                    "transform_failed"
+                }
+            }
+            Denial::Budget { reason } => reason,
+            Denial::BudgetUnavailable => "budget_unavailable",
             Denial::AuditUnavailable => "audit_unavailable",
             Denial::UpstreamTls { .. } => "upstream_tls_failed",
             Denial::UpstreamUnavailable { .. } => "upstream_unavailable",
@@ -105,7 +137,10 @@ impl Denial {
             Denial::Policy { .. }
             | Denial::Request { .. }
             | Denial::Unsupported { .. }
-            | Denial::AuthUnavailable { .. } => (StatusCode::FORBIDDEN, "egress_denied"),
+            | Denial::Body { .. }
+            | Denial::Transform { .. }
+            | Denial::Budget { .. } => (StatusCode::FORBIDDEN, "egress_denied"),
+            Denial::BudgetUnavailable => (StatusCode::SERVICE_UNAVAILABLE, "budget_unavailable"),
             Denial::Malformed { .. } => (StatusCode::BAD_REQUEST, "bad_request"),
             Denial::AuditUnavailable => (StatusCode::SERVICE_UNAVAILABLE, "audit_unavailable"),
             Denial::UpstreamTls { .. } => (StatusCode::BAD_GATEWAY, "upstream_tls_failed"),
@@ -139,16 +174,13 @@ impl Denial {
 pub(crate) fn render(denial: &Denial, outcome: &mut Outcome) -> Response<ProxyBody> {
     outcome.decision = denial.decision();
     outcome.reason = denial.reason().to_owned();
-    if let Denial::AuthUnavailable {
-        transform,
-        credential,
+    if let Denial::Transform {
+        failed,
+        auth_failures,
     } = denial
     {
-        let reason = denial.reason().to_owned();
-        outcome
-            .auth_failures
-            .insert(credential.clone(), reason.clone());
-        outcome.transforms_failed.insert(transform.clone(), reason);
+        outcome.transforms_failed.extend(failed.clone());
+        outcome.auth_failures.extend(auth_failures.clone());
     }
 
     let (status, code) = denial.status_and_code();

@@ -18,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::binding::WorkspaceBinding;
+use crate::budget::WorkspaceBudgets;
 use crate::classify::framing::Verdicts;
 use crate::dns;
 use crate::proxy::Proxy;
@@ -33,11 +34,12 @@ pub struct ServeHandle {
     cancel: CancellationToken,
 }
 
-/// A workspace being served: the proxy, its binding, and the scope that
-/// bounds its tasks.
+/// A workspace being served: the proxy, its binding, its budgets, and the
+/// scope that bounds its tasks.
 pub(crate) struct Workspace {
     pub proxy: Arc<Proxy>,
     pub binding: Arc<WorkspaceBinding>,
+    pub budgets: Arc<WorkspaceBudgets>,
     pub dns_audit: dns::AuditLimiter,
     cancel: CancellationToken,
 }
@@ -71,6 +73,7 @@ pub(crate) struct ScopedExecutor {
 pub(crate) fn serve(
     proxy: Arc<Proxy>,
     binding: Arc<WorkspaceBinding>,
+    budgets: Arc<WorkspaceBudgets>,
     listeners: EgressListeners,
 ) -> ServeHandle {
     let cancel = CancellationToken::new();
@@ -78,6 +81,7 @@ pub(crate) fn serve(
     let ws = Arc::new(Workspace {
         proxy,
         binding,
+        budgets,
         dns_audit: dns::AuditLimiter::default(),
         cancel: cancel.clone(),
     });

@@ -3,6 +3,8 @@
 
 mod support;
 
+mod bodies;
+mod budgets;
 mod dns;
 mod forwarding;
 mod lifecycle;
@@ -11,3 +13,4 @@ mod refusals;
 mod smuggling;
 mod streaming;
 mod tls_gate;
+mod transforms;

@@ -1,5 +1,5 @@
-//! In-memory doubles of the proxy's own interfaces: the audit sink and the
-//! credential source.
+//! In-memory doubles of the proxy's own interfaces: the audit sink, the
+//! credential and secret sources, and the budget store.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -10,8 +10,12 @@ use std::time::Duration;
 
 use evershell_core::audit::AuditError;
 use evershell_core::{AuditEvent, AuditSink};
-use evershell_proxy::{CredentialError, CredentialSource, ResolvedCredential};
+use evershell_proxy::{
+    BudgetStore, BudgetStoreFuture, CredentialError, CredentialSource, ResolvedCredential,
+    SecretError, SecretSource, StoredCounter,
+};
 use tokio::sync::watch;
+use zeroize::Zeroizing;
 
 /// The API key the credential source hands out; must never reach the agent.
 pub const CANARY: &str = "sk-canary-9f8e7d6c5b4a";
@@ -24,9 +28,32 @@ pub struct MemoryAudit {
     gate: watch::Sender<bool>,
 }
 
+/// One credential of [`MemoryCredentials`].
+#[derive(Debug, Clone)]
+pub struct TestCredential {
+    pub name: &'static str,
+    pub kind: &'static str,
+    pub provider: &'static str,
+    pub secret: &'static str,
+    pub provider_config: serde_json::Value,
+}
+
 /// Credentials by name; a name that is absent is `NotFound`.
 pub struct MemoryCredentials {
-    entries: HashMap<String, (String, String)>,
+    entries: HashMap<String, TestCredential>,
+}
+
+/// Secrets by name; a name that is absent is `NotFound`.
+pub struct MemorySecrets {
+    entries: HashMap<String, String>,
+}
+
+/// `per: workspace` budget usage kept in memory: what `load` returns and
+/// every `save`, in order.
+#[derive(Default)]
+pub struct MemoryBudgets {
+    pub stored: Mutex<Vec<(String, String, u64)>>,
+    pub saves: Mutex<Vec<(String, String, String, u64)>>,
 }
 
 impl MemoryAudit {
@@ -87,27 +114,113 @@ impl CredentialSource for MemoryCredentials {
     ) -> Pin<Box<dyn Future<Output = Result<ResolvedCredential, CredentialError>> + Send + 'a>>
     {
         Box::pin(async move {
-            let (provider, secret) = self.entries.get(name).ok_or(CredentialError::NotFound {
+            let entry = self.entries.get(name).ok_or(CredentialError::NotFound {
                 name: name.to_owned(),
             })?;
             Ok(ResolvedCredential {
-                kind: "api_key".into(),
-                provider: provider.clone(),
-                secret: zeroize::Zeroizing::new(secret.clone()),
+                kind: entry.kind.into(),
+                provider: entry.provider.into(),
+                secret: Zeroizing::new(entry.secret.into()),
+                provider_config: entry
+                    .provider_config
+                    .as_object()
+                    .cloned()
+                    .unwrap_or_default(),
             })
         })
     }
 }
 
+impl TestCredential {
+    /// An `api_key` credential.
+    pub fn api_key(
+        name: &'static str,
+        provider: &'static str,
+        secret: &'static str,
+    ) -> TestCredential {
+        TestCredential {
+            name,
+            kind: "api_key",
+            provider,
+            secret,
+            provider_config: serde_json::json!({}),
+        }
+    }
+}
+
 impl MemoryCredentials {
-    /// `(name, provider, secret)` triples, all of kind `api_key`.
-    pub fn new(entries: &[(&str, &str, &str)]) -> MemoryCredentials {
+    pub fn new(entries: &[TestCredential]) -> MemoryCredentials {
         let entries = entries
             .iter()
-            .map(|(name, provider, secret)| {
-                (name.to_string(), (provider.to_string(), secret.to_string()))
-            })
+            .map(|entry| (entry.name.to_owned(), entry.clone()))
             .collect();
         MemoryCredentials { entries }
+    }
+}
+
+impl MemorySecrets {
+    pub fn new(entries: &[(&str, &str)]) -> MemorySecrets {
+        let entries = entries
+            .iter()
+            .map(|(name, value)| (name.to_string(), value.to_string()))
+            .collect();
+        MemorySecrets { entries }
+    }
+}
+
+impl SecretSource for MemorySecrets {
+    fn secret<'a>(
+        &'a self,
+        _org_id: &'a str,
+        name: &'a str,
+    ) -> Pin<Box<dyn Future<Output = Result<Zeroizing<String>, SecretError>> + Send + 'a>> {
+        Box::pin(async move {
+            let value = self.entries.get(name).ok_or(SecretError::NotFound {
+                name: name.to_owned(),
+            })?;
+            Ok(Zeroizing::new(value.clone()))
+        })
+    }
+}
+
+impl MemoryBudgets {
+    pub fn with(stored: &[(&str, &str, u64)]) -> Arc<MemoryBudgets> {
+        let stored = stored
+            .iter()
+            .map(|(cap, counter, used)| (cap.to_string(), counter.to_string(), *used))
+            .collect();
+        Arc::new(MemoryBudgets {
+            stored: Mutex::new(stored),
+            saves: Mutex::new(Vec::new()),
+        })
+    }
+
+    pub fn saves(&self) -> Vec<(String, String, String, u64)> {
+        self.saves.lock().expect("saves lock").clone()
+    }
+}
+
+impl BudgetStore for MemoryBudgets {
+    fn load<'a>(&'a self, _workspace_id: &'a str) -> BudgetStoreFuture<'a, Vec<StoredCounter>> {
+        Box::pin(async move { Ok(self.stored.lock().expect("stored lock").clone()) })
+    }
+
+    fn save<'a>(
+        &'a self,
+        workspace_id: &'a str,
+        capability: &'a str,
+        counter: &'a str,
+        used: u64,
+    ) -> BudgetStoreFuture<'a, ()> {
+        Box::pin(async move {
+            let save = (
+                workspace_id.to_owned(),
+                capability.to_owned(),
+                counter.to_owned(),
+                used,
+            );
+            self.saves.lock().expect("saves lock").push(save);
+            Ok(())
+        })
     }
 }

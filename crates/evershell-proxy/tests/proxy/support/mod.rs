@@ -26,18 +26,23 @@ use tokio_rustls::client::TlsStream;
 mod doubles;
 mod upstream;
 
-pub use doubles::{MemoryAudit, MemoryCredentials, CANARY};
+pub use doubles::{
+    MemoryAudit, MemoryBudgets, MemoryCredentials, MemorySecrets, TestCredential, CANARY,
+};
 pub use upstream::Upstream;
 
 /// How a test wants its world.
 pub struct Options {
     pub caps_yaml: String,
-    pub credentials: Vec<(&'static str, &'static str, &'static str)>,
+    pub credentials: Vec<TestCredential>,
+    pub secrets: Vec<(&'static str, &'static str)>,
+    pub budget_store: Option<Arc<MemoryBudgets>>,
     pub idle_timeout: Duration,
 }
 
 /// One workspace served by a proxy, with everything around it.
 pub struct World {
+    pub proxy: Arc<Proxy>,
     pub audit: Arc<MemoryAudit>,
     pub upstream: Upstream,
     pub https_port: u16,
@@ -85,8 +90,20 @@ pub fn default_options(https_port: u16, http_port: u16) -> Options {
       auth: absent-key
 "
         ),
-        credentials: vec![("test-key", "anthropic", CANARY)],
+        credentials: vec![TestCredential::api_key("test-key", "anthropic", CANARY)],
+        secrets: Vec::new(),
+        budget_store: None,
         idle_timeout: Duration::from_secs(600),
+    }
+}
+
+/// A world whose role has `caps_yaml` (with `{https}` replaced by the TLS
+/// port) and otherwise [`default_options`].
+pub fn with_caps(caps_yaml: &'static str) -> impl FnOnce(u16, u16) -> Options {
+    move |https, http| {
+        let mut options = default_options(https, http);
+        options.caps_yaml = caps_yaml.replace("{https}", &https.to_string());
+        options
     }
 }
 
@@ -128,7 +145,12 @@ impl World {
         };
         let audit = MemoryAudit::new();
         let credentials = MemoryCredentials::new(&options.credentials);
-        let proxy = Proxy::new(config, platform, audit.clone(), Arc::new(credentials));
+        let mut builder = Proxy::builder(config, platform, audit.clone(), Arc::new(credentials))
+            .secrets(Arc::new(MemorySecrets::new(&options.secrets)));
+        if let Some(store) = options.budget_store.clone() {
+            builder = builder.budget_store(store);
+        }
+        let proxy = builder.build();
 
         let caps = evershell_caps::parse(&options.caps_yaml).expect("test caps parse");
         let (task, task_rx) = watch::channel(Some("task_01".to_owned()));
@@ -150,6 +172,7 @@ impl World {
         let handle = proxy.serve(binding, listeners);
 
         World {
+            proxy,
             audit,
             upstream,
             https_port,
@@ -235,6 +258,20 @@ impl World {
         sender.send_request(request).await.expect("response")
     }
 
+    /// A sender of requests multiplexed on one new HTTP/2 connection.
+    pub async fn h2_sender(
+        &self,
+        sni: &str,
+    ) -> hyper::client::conn::http2::SendRequest<Full<Bytes>> {
+        let tls = self.connect(Some(sni), &[b"h2"]).await.expect("tls");
+        let (sender, connection) =
+            hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tls))
+                .await
+                .expect("handshake");
+        tokio::spawn(connection);
+        sender
+    }
+
     /// Writes `bytes` on a new HTTP/1.1 TLS connection and returns what the
     /// proxy answered until it closed (or 3 s passed).
     pub async fn raw_h1(&self, bytes: &[u8]) -> String {
@@ -270,6 +307,15 @@ pub async fn body_text(response: Response<Incoming>) -> String {
         .expect("body")
         .to_bytes();
     String::from_utf8_lossy(&bytes).into_owned()
+}
+
+/// A POST of `body` as JSON to `path` with `Host: host`.
+pub fn post_json(host: &str, path: &str, body: &serde_json::Value) -> Request<Full<Bytes>> {
+    Request::post(path)
+        .header("host", host)
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from(body.to_string())))
+        .expect("request")
 }
 
 /// A GET of `path` with `Host: host`.

@@ -1,6 +1,7 @@
 //! Loopback upstreams: TLS (trusted and untrusted) and plain HTTP servers
 //! that record what they saw and echo it back (header names only, never a
-//! credential's value), stream server-sent events slowly, or stall.
+//! credential's value), stream server-sent events slowly, answer like a
+//! model provider (usage in SSE or JSON), answer late, or stall.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -26,6 +27,7 @@ pub struct Seen {
     pub authority: String,
     pub headers: http::HeaderMap,
     pub version: http::Version,
+    pub body: Bytes,
 }
 
 /// Loopback upstreams sharing one record of what they saw.
@@ -62,6 +64,10 @@ impl Upstream {
 
     pub fn accepts(&self) -> usize {
         self.accepts.load(Ordering::SeqCst)
+    }
+
+    pub fn seen(&self) -> Vec<Seen> {
+        self.seen.lock().expect("seen lock").clone()
     }
 
     pub fn last_seen(&self) -> Seen {
@@ -146,7 +152,8 @@ async fn respond(
                 .map(str::to_owned)
         })
         .unwrap_or_default();
-    let record = Seen {
+    let path = request.uri().path().to_owned();
+    let mut record = Seen {
         method: request.method().to_string(),
         target: request
             .uri()
@@ -156,28 +163,42 @@ async fn respond(
         authority: authority.clone(),
         headers: request.headers().clone(),
         version: request.version(),
+        body: Bytes::new(),
     };
+    if path != "/stall" && path != "/events" {
+        record.body = request
+            .into_body()
+            .collect()
+            .await
+            .map(|b| b.to_bytes())
+            .unwrap_or_default();
+    }
     seen.lock().expect("seen lock").push(record.clone());
 
-    match request.uri().path() {
+    match path.as_str() {
         "/events" => Ok(events()),
         "/stall" => Ok(stall()),
+        "/v1/sse-usage" => Ok(anthropic_stream()),
+        "/v1/chat/completions" => Ok(json_response(serde_json::json!({
+            "id": "chatcmpl-1",
+            "choices": [{"message": {"role": "assistant", "content": "hi"}}],
+            "usage": {"prompt_tokens": 12, "completion_tokens": 34, "total_tokens": 46},
+        }))),
         _ => {
-            let body = request
-                .into_body()
-                .collect()
-                .await
-                .map(|b| b.to_bytes().len())
-                .unwrap_or(0);
+            if path == "/v1/slow" {
+                tokio::time::sleep(Duration::from_millis(300)).await;
+            }
             // Header names only: an echo of values would hand the agent the
             // credential, which is the upstream's business, not the proxy's.
             let names: Vec<&str> = record.headers.keys().map(|k| k.as_str()).collect();
+            let json_body: Option<serde_json::Value> = serde_json::from_slice(&record.body).ok();
             let echo = serde_json::json!({
                 "method": record.method,
                 "target": record.target,
                 "authority": authority,
                 "header_names": names,
-                "body_bytes": body,
+                "body_bytes": record.body.len(),
+                "body": json_body,
             });
             let mut response = Response::new(Full::new(Bytes::from(echo.to_string())).boxed());
             response
@@ -207,6 +228,45 @@ fn events() -> Response<UpstreamBody> {
     response
         .headers_mut()
         .insert("content-type", "text/event-stream".parse().expect("value"));
+    response
+}
+
+/// An Anthropic-style message stream, its events split across frames in
+/// awkward places: 25 input tokens, 15 output tokens.
+fn anthropic_stream() -> Response<UpstreamBody> {
+    let events = concat!(
+        "event: message_start\n",
+        "data: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_1\",",
+        "\"usage\":{\"input_tokens\":25,\"output_tokens\":1}}}\n\n",
+        "event: content_block_delta\n",
+        "data: {\"type\":\"content_block_delta\",\"delta\":{\"text\":\"Hi\"}}\n\n",
+        "event: message_delta\n",
+        "data: {\"type\":\"message_delta\",\"usage\":{\"output_tokens\":15}}\n\n",
+        "event: message_stop\n",
+        "data: {\"type\":\"message_stop\"}\n\n",
+    );
+    let (tx, rx) = mpsc::channel::<Result<Frame<Bytes>, Infallible>>(4);
+    tokio::spawn(async move {
+        for piece in events.as_bytes().chunks(37) {
+            let frame = Frame::data(Bytes::copy_from_slice(piece));
+            if tx.send(Ok(frame)).await.is_err() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    });
+    let mut response = Response::new(StreamBody::new(receiver_stream(rx)).boxed());
+    response
+        .headers_mut()
+        .insert("content-type", "text/event-stream".parse().expect("value"));
+    response
+}
+
+fn json_response(value: serde_json::Value) -> Response<UpstreamBody> {
+    let mut response = Response::new(Full::new(Bytes::from(value.to_string())).boxed());
+    response
+        .headers_mut()
+        .insert("content-type", "application/json".parse().expect("value"));
     response
 }
 

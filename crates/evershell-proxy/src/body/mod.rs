@@ -1,7 +1,11 @@
 //! Bodies as the proxy streams them: boxed frames, and a metered wrapper that
-//! counts bytes, ends a body that stays silent past the idle timeout, and
-//! reports once how the body ended. Nothing here buffers: each frame is
-//! passed on as it arrives.
+//! counts bytes, ends a body that stays silent past the idle timeout, shows
+//! each frame to an observer and reports once how the body ended. The
+//! metered wrapper never buffers: each frame is passed on as it arrives.
+//! Only a request body can be read ahead ([`AgentBody`]), and only up to a
+//! bound the caller gives.
+
+mod agent;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -15,6 +19,8 @@ use http_body::{Body, Frame, SizeHint};
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full};
 use tokio::time::{Instant, Sleep};
+
+pub(crate) use agent::{AgentBody, ReadAhead};
 
 pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -35,9 +41,14 @@ pub(crate) enum BodyEnd {
     Dropped,
 }
 
-/// Told once, when a metered body ends, how it ended and how many data bytes
-/// went through.
-pub(crate) trait OnEnd: Send + Sync + 'static {
+/// Watches a metered body: sees each data frame as it passes, and is told
+/// once, when the body ends, how it ended and how many data bytes went
+/// through.
+pub(crate) trait Observer: Send + Sync + 'static {
+    /// Called on the body's polling path before the frame moves on: must
+    /// be quick and never block.
+    fn data(&mut self, _data: &[u8]) {}
+
     fn ended(self: Box<Self>, end: BodyEnd, bytes: u64);
 }
 
@@ -47,7 +58,7 @@ pub(crate) struct Metered<B: Body> {
     bytes: Arc<AtomicU64>,
     idle_timeout: Duration,
     idle: Pin<Box<Sleep>>,
-    on_end: Option<Box<dyn OnEnd>>,
+    observer: Option<Box<dyn Observer>>,
     done: bool,
 }
 
@@ -73,14 +84,15 @@ where
             bytes,
             idle_timeout,
             idle: Box::pin(tokio::time::sleep(idle_timeout)),
-            on_end: None,
+            observer: None,
             done: false,
         }
     }
 
-    /// Calls `on_end` once when the body ends, however it ends.
-    pub(crate) fn on_end(mut self, on_end: Box<dyn OnEnd>) -> Metered<B> {
-        self.on_end = Some(on_end);
+    /// Shows every data frame to `observer`, and tells it once when the
+    /// body ends, however it ends.
+    pub(crate) fn observe(mut self, observer: Box<dyn Observer>) -> Metered<B> {
+        self.observer = Some(observer);
         self
     }
 
@@ -90,8 +102,8 @@ where
 
     fn finish(&mut self, end: BodyEnd) {
         self.done = true;
-        if let Some(on_end) = self.on_end.take() {
-            on_end.ended(end, self.bytes.load(Ordering::Relaxed));
+        if let Some(observer) = self.observer.take() {
+            observer.ended(end, self.bytes.load(Ordering::Relaxed));
         }
     }
 }
@@ -116,6 +128,9 @@ where
             Poll::Ready(Some(Ok(frame))) => {
                 if let Some(data) = frame.data_ref() {
                     this.bytes.fetch_add(data.len() as u64, Ordering::Relaxed);
+                    if let Some(observer) = this.observer.as_mut() {
+                        observer.data(data);
+                    }
                 }
                 let deadline = Instant::now() + this.idle_timeout;
                 this.idle.as_mut().reset(deadline);
@@ -150,7 +165,7 @@ where
 
 impl<B: Body> Drop for Metered<B> {
     fn drop(&mut self) {
-        let Some(on_end) = self.on_end.take() else {
+        let Some(observer) = self.observer.take() else {
             return;
         };
         // hyper stops polling a body once it announces its end (a known
@@ -161,6 +176,6 @@ impl<B: Body> Drop for Metered<B> {
         } else {
             BodyEnd::Dropped
         };
-        on_end.ended(end, self.bytes.load(Ordering::Relaxed));
+        observer.ended(end, self.bytes.load(Ordering::Relaxed));
     }
 }
