@@ -23,6 +23,8 @@ use crate::client::{Client, Profile};
 
 pub const MODEL_HOST: &str = "models.evershell.test";
 pub const GIT_HOST: &str = "git.evershell.test";
+/// An upstream that records what reaches it (used by tests).
+pub const ECHO_HOST: &str = "echo.evershell.test";
 /// A host no role of the demo allows.
 pub const FORBIDDEN_HOST: &str = "paste.evershell.test";
 /// The provider key: stored encrypted, injected by the proxy, never seen by
@@ -52,6 +54,8 @@ pub struct DemoWorld {
     pub ca: CertificateAuthority,
     pub git: GitServer,
     pub model: ScriptedModelServer,
+    /// Records every request that reaches `echo.evershell.test`.
+    pub echo: ScriptedModelServer,
     pub server: RunningServer,
     pub client: Client,
 }
@@ -97,7 +101,23 @@ impl DemoWorld {
         .await
         .context("starting the model server")?;
 
+        // An echo upstream (a model server without a script or key check)
+        // for tests that need to see what the proxy forwarded.
+        let echo_tls = evershell_testkit::tls::server_config(&ca, &[ECHO_HOST])?;
+        let echo = evershell_testkit::model::start(ModelServerConfig {
+            addr: loopback,
+            tls: Some(echo_tls),
+            expected_api_key: None,
+            script: Vec::new(),
+        })
+        .await
+        .context("starting the echo server")?;
+
         let mut config = ServerConfig::new(dir.path().join("data"), listen, exe);
+        config
+            .proxy
+            .resolve
+            .insert(format!("{ECHO_HOST}:443"), echo.addr());
         config
             .proxy
             .resolve
@@ -125,6 +145,7 @@ impl DemoWorld {
             ca,
             git,
             model,
+            echo,
             server,
             client,
         })

@@ -213,12 +213,13 @@ pub fn describe(row: &Value) -> Option<String> {
         ),
         "task_cancel_requested" => "task cancel requested".to_string(),
         "task_completed" => format!(
-            "task {} ({}){}",
+            "task {}{}{}",
             d["status"].as_str().unwrap_or("ended"),
             d["reason"]
                 .as_str()
                 .filter(|r| !r.is_empty())
-                .unwrap_or("no reason given"),
+                .map(|r| format!(" ({r})"))
+                .unwrap_or_default(),
             d["result"]
                 .as_str()
                 .map(|r| format!("\n  result: {r}"))

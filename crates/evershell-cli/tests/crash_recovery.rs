@@ -54,9 +54,17 @@ async fn wait_healthy(listen: SocketAddr) {
     panic!("server on {listen} did not become healthy");
 }
 
-fn read_profile(home: &Path) -> Profile {
-    let text = std::fs::read_to_string(home.join(".config/evershell/credentials"))
-        .expect("credentials file");
+/// The profile `up` wrote on first start (written just after it starts
+/// serving, so it is waited for).
+async fn read_profile(home: &Path) -> Profile {
+    let path = home.join(".config/evershell/credentials");
+    for _ in 0..200 {
+        if path.exists() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let text = std::fs::read_to_string(path).expect("credentials file");
     let table: toml::Table = text.parse().expect("toml");
     table["default"].clone().try_into().expect("profile")
 }
@@ -111,7 +119,7 @@ async fn sigkill_mid_task_loses_no_acknowledged_row_and_recovers_the_workspace()
         .unwrap();
     let mut server = up(&paths, listen, 1);
     wait_healthy(listen).await;
-    let client = Client::new(read_profile(&paths.home));
+    let client = Client::new(read_profile(&paths.home).await);
 
     let mut admin = Command::new(common::exe())
         .args([

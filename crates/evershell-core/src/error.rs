@@ -22,6 +22,7 @@ pub enum ErrorCode {
     WorkspaceBusy,
     CredentialExists,
     NameTaken,
+    MethodNotAllowed,
     PayloadTooLarge,
     RateLimited,
     AgentUnreachable,
@@ -47,6 +48,7 @@ impl ErrorCode {
             ErrorCode::WorkspaceBusy => "workspace_busy",
             ErrorCode::CredentialExists => "credential_exists",
             ErrorCode::NameTaken => "name_taken",
+            ErrorCode::MethodNotAllowed => "method_not_allowed",
             ErrorCode::PayloadTooLarge => "payload_too_large",
             ErrorCode::RateLimited => "rate_limited",
             ErrorCode::AgentUnreachable => "agent_unreachable",
@@ -65,6 +67,7 @@ impl ErrorCode {
             NotFound | RoleNotFound | ProviderNotFound | WorkspaceNotFound | TaskNotFound
             | CredentialNotFound | SecretNotFound => 404,
             InvalidState | WorkspaceBusy | CredentialExists | NameTaken => 409,
+            MethodNotAllowed => 405,
             PayloadTooLarge => 413,
             RateLimited => 429,
             AgentUnreachable => 502,

@@ -27,7 +27,13 @@ impl Admin {
             data_dir.display()
         );
         let store = Store::open_sqlite(&db).await?;
-        let master = Arc::new(MasterKey::load_or_create(&data_dir.join("master.key"))?);
+        let key = data_dir.join("master.key");
+        anyhow::ensure!(
+            key.exists(),
+            "{} is missing: the installation's secrets cannot be read",
+            key.display()
+        );
+        let master = Arc::new(MasterKey::load_or_create(&key)?);
         Ok(Admin { store, master })
     }
 

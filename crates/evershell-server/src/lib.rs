@@ -14,6 +14,7 @@ mod orchestrator;
 
 use std::sync::Arc;
 
+use anyhow::Context;
 use axum::Router;
 use evershell_core::{AuditEvent, EventType};
 use evershell_store::secrets::MasterKey;
@@ -44,16 +45,16 @@ pub struct Ctx {
 }
 
 impl Ctx {
-    /// Writes the control-plane audit row of a configuration change made by
-    /// `caller`, and waits until it is committed.
-    pub async fn audit_config(
+    /// The control-plane audit row of a change `caller` made to a
+    /// resource; the caller commits it with the change and then publishes it.
+    pub fn config_row(
         &self,
         caller: &Caller,
         event: EventType,
         subject_type: &str,
         subject_id: &str,
         summary: String,
-    ) -> ApiResult<()> {
+    ) -> AuditEvent {
         let mut row = AuditEvent::new(event, &caller.org_id, &caller.user_id);
         row.subject_type = Some(subject_type.to_string());
         row.subject_id = Some(subject_id.to_string());
@@ -65,10 +66,7 @@ impl Ctx {
             "{} {summary}",
             who.unwrap_or_else(|| caller.user_id.clone())
         ));
-        self.audit
-            .record_row(row)
-            .await
-            .map_err(api::error::ApiError::unavailable)
+        row
     }
 
     /// The ordering key of audit row `id` of `org_id`.
@@ -109,7 +107,15 @@ impl RunningServer {
 
 /// Opens the data directory, bootstraps it on first start, recovers
 /// workspaces left by a previous run and starts serving.
-pub async fn start(config: ServerConfig) -> anyhow::Result<RunningServer> {
+pub async fn start(mut config: ServerConfig) -> anyhow::Result<RunningServer> {
+    // Listen first: a start that cannot serve must not bootstrap anything
+    // (the first start's API key exists only in its answer).
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    if config.listen.port() == 0 {
+        config.public_url = format!("http://{}", listener.local_addr()?);
+    }
     std::fs::create_dir_all(&config.data_dir)?;
     restrict(&config.data_dir)?;
     let store = Store::open_sqlite(&config.data_dir.join("evershell.db")).await?;
@@ -135,7 +141,6 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<RunningServer> {
     let bootstrap = bootstrap::first_start(&ctx).await?;
     ctx.orchestrator.recover().await?;
 
-    let listener = tokio::net::TcpListener::bind(ctx.config.listen).await?;
     let addr = listener.local_addr()?;
     let app = app(ctx.clone());
     let (shutdown, mut stop) = tokio::sync::watch::channel(false);

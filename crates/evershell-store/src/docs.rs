@@ -4,6 +4,8 @@
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use evershell_core::AuditEvent;
+
 use crate::{Result, Store};
 
 /// A table holding `(id, org_id, name, doc, archived_at)` rows.
@@ -29,7 +31,8 @@ impl DocTable {
 }
 
 impl Store {
-    /// Inserts a document; a name already used in the org is `Conflict`.
+    /// Inserts a document together with the audit rows reporting it, in
+    /// one transaction; a name already used in the org is `Conflict`.
     pub async fn insert_doc<T: Serialize>(
         &self,
         table: DocTable,
@@ -37,7 +40,9 @@ impl Store {
         org_id: &str,
         name: &str,
         doc: &T,
+        rows: &[AuditEvent],
     ) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
         let sql = format!(
             "INSERT INTO {} (id, org_id, name, doc) VALUES (?, ?, ?, ?)",
             table.name()
@@ -47,14 +52,20 @@ impl Store {
             .bind(org_id)
             .bind(name)
             .bind(serde_json::to_string(doc)?)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await;
         match result {
-            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Err(
-                crate::StoreError::Conflict(format!("{} {name:?}", table.name())),
-            ),
-            other => other.map(drop).map_err(Into::into),
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+                return Err(crate::StoreError::Conflict(format!(
+                    "{} {name:?}",
+                    table.name()
+                )));
+            }
+            other => other.map(drop)?,
         }
+        crate::audit::insert_rows(&mut tx, rows).await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     /// The document of `org_id` whose id or name is `key`.
@@ -104,14 +115,28 @@ impl Store {
             .collect()
     }
 
-    /// Deletes the document `id` of `org_id`; whether a row was removed.
-    pub async fn delete_doc(&self, table: DocTable, org_id: &str, id: &str) -> Result<bool> {
+    /// Deletes the document `id` of `org_id` together with writing the
+    /// audit rows reporting it; whether a document was removed (rows are
+    /// written only then).
+    pub async fn delete_doc(
+        &self,
+        table: DocTable,
+        org_id: &str,
+        id: &str,
+        rows: &[AuditEvent],
+    ) -> Result<bool> {
+        let mut tx = self.pool.begin().await?;
         let sql = format!("DELETE FROM {} WHERE org_id = ? AND id = ?", table.name());
         let done = sqlx::query(&sql)
             .bind(org_id)
             .bind(id)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
-        Ok(done.rows_affected() > 0)
+        if done.rows_affected() == 0 {
+            return Ok(false);
+        }
+        crate::audit::insert_rows(&mut tx, rows).await?;
+        tx.commit().await?;
+        Ok(true)
     }
 }

@@ -67,7 +67,23 @@ impl Store {
     /// pending migrations. WAL mode with `synchronous=NORMAL` keeps every
     /// committed transaction across a process crash (SIGKILL); only a power
     /// loss can drop the last commits.
+    ///
+    /// A new database file is created `0600`; SQLite gives its `-wal` and
+    /// `-shm` files the same mode.
     pub async fn open_sqlite(path: &Path) -> Result<Store> {
+        if !path.exists() {
+            use std::os::unix::fs::OpenOptionsExt;
+            let created = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(path);
+            if let Err(e) = created {
+                if e.kind() != std::io::ErrorKind::AlreadyExists {
+                    return Err(StoreError::Database(sqlx::Error::Io(e)));
+                }
+            }
+        }
         let options = SqliteConnectOptions::from_str("sqlite://")?
             .filename(path)
             .create_if_missing(true)

@@ -64,7 +64,14 @@ impl Store {
         .bind(name)
         .fetch_optional(&self.pool)
         .await?;
-        Ok(row.map(|(name, created_at, updated_at, created_by)| SecretMeta { name, created_at, updated_at, created_by }))
+        Ok(
+            row.map(|(name, created_at, updated_at, created_by)| SecretMeta {
+                name,
+                created_at,
+                updated_at,
+                created_by,
+            }),
+        )
     }
 
     pub async fn list_secrets(&self, org_id: &str) -> Result<Vec<SecretMeta>> {
@@ -76,12 +83,22 @@ impl Store {
         .await?;
         Ok(rows
             .into_iter()
-            .map(|(name, created_at, updated_at, created_by)| SecretMeta { name, created_at, updated_at, created_by })
+            .map(|(name, created_at, updated_at, created_by)| SecretMeta {
+                name,
+                created_at,
+                updated_at,
+                created_by,
+            })
             .collect())
     }
 
     /// The decrypted value of secret `name`, if it exists.
-    pub async fn named_secret(&self, master: &MasterKey, org_id: &str, name: &str) -> Result<Option<Zeroizing<Vec<u8>>>> {
+    pub async fn named_secret(
+        &self,
+        master: &MasterKey,
+        org_id: &str,
+        name: &str,
+    ) -> Result<Option<Zeroizing<Vec<u8>>>> {
         if self.secret_meta(org_id, name).await?.is_none() {
             return Ok(None);
         }
@@ -102,15 +119,25 @@ impl Store {
     /// `per: workspace` budget counters of a workspace:
     /// `(capability, counter, used)`.
     pub async fn budget_counters(&self, workspace_id: &str) -> Result<Vec<(String, String, u64)>> {
-        let rows: Vec<(String, String, i64)> =
-            sqlx::query_as("SELECT capability, counter, used FROM budget_counters WHERE workspace_id = ?")
-                .bind(workspace_id)
-                .fetch_all(&self.pool)
-                .await?;
-        Ok(rows.into_iter().map(|(c, n, u)| (c, n, u.max(0) as u64)).collect())
+        let rows: Vec<(String, String, i64)> = sqlx::query_as(
+            "SELECT capability, counter, used FROM budget_counters WHERE workspace_id = ?",
+        )
+        .bind(workspace_id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(c, n, u)| (c, n, u.max(0) as u64))
+            .collect())
     }
 
-    pub async fn save_budget_counter(&self, workspace_id: &str, capability: &str, counter: &str, used: u64) -> Result<()> {
+    pub async fn save_budget_counter(
+        &self,
+        workspace_id: &str,
+        capability: &str,
+        counter: &str,
+        used: u64,
+    ) -> Result<()> {
         sqlx::query(
             "INSERT INTO budget_counters (workspace_id, capability, counter, used) VALUES (?, ?, ?, ?) \
              ON CONFLICT(workspace_id, capability, counter) DO UPDATE SET used = excluded.used",

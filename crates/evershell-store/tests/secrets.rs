@@ -45,19 +45,45 @@ async fn secrets_round_trip_and_never_rest_in_plaintext() {
 #[tokio::test]
 async fn named_secrets_list_names_only_and_refuse_silent_overwrite() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let store = Store::open_sqlite(&dir.path().join("db.sqlite")).await.expect("open");
+    let store = Store::open_sqlite(&dir.path().join("db.sqlite"))
+        .await
+        .expect("open");
     let master = MasterKey::load_or_create(&dir.path().join("master.key")).expect("key");
     let org = store.ensure_org("acme", "Acme").await.expect("org");
-    store.put_named_secret(&master, &org, "tenant-id", b"t-42", "system", false).await.expect("put");
-    let again = store.put_named_secret(&master, &org, "tenant-id", b"t-43", "system", false).await;
+    store
+        .put_named_secret(&master, &org, "tenant-id", b"t-42", "system", false)
+        .await
+        .expect("put");
+    let again = store
+        .put_named_secret(&master, &org, "tenant-id", b"t-43", "system", false)
+        .await;
     assert!(again.is_err_and(|e| e.is_unique_violation()));
-    store.put_named_secret(&master, &org, "tenant-id", b"t-43", "system", true).await.expect("replace");
-    let value = store.named_secret(&master, &org, "tenant-id").await.expect("get").expect("present");
+    store
+        .put_named_secret(&master, &org, "tenant-id", b"t-43", "system", true)
+        .await
+        .expect("replace");
+    let value = store
+        .named_secret(&master, &org, "tenant-id")
+        .await
+        .expect("get")
+        .expect("present");
     assert_eq!(value.as_slice(), b"t-43");
-    let listed = serde_json::to_string(&store.list_secrets(&org).await.expect("list")).expect("json");
+    let listed =
+        serde_json::to_string(&store.list_secrets(&org).await.expect("list")).expect("json");
     assert!(listed.contains("tenant-id") && !listed.contains("t-43"));
     let other = store.ensure_org("other", "Other").await.expect("org");
-    assert!(store.named_secret(&master, &other, "tenant-id").await.expect("get").is_none());
-    assert!(store.delete_named_secret(&org, "tenant-id").await.expect("delete"));
-    assert!(store.named_secret(&master, &org, "tenant-id").await.expect("get").is_none());
+    assert!(store
+        .named_secret(&master, &other, "tenant-id")
+        .await
+        .expect("get")
+        .is_none());
+    assert!(store
+        .delete_named_secret(&org, "tenant-id")
+        .await
+        .expect("delete"));
+    assert!(store
+        .named_secret(&master, &org, "tenant-id")
+        .await
+        .expect("get")
+        .is_none());
 }

@@ -58,7 +58,7 @@ pub async fn run(profile: &str, out: Output, cmd: WsCommand) -> anyhow::Result<E
 fn human_workspace(ws: &Value, tasks: &Value) -> String {
     let s = |v: &Value| v.as_str().unwrap_or("-").to_string();
     let mut text = format!(
-        "workspace {}\n  status          {}\n  role            {}\n  environment     {}\n  policy_version  {}\n  tasks completed {}\n  created         {}",
+        "workspace {}\n  status          {}\n  role            {}\n  environment     {}\n  policy_version  {}\n  tasks finished  {}\n  created         {}",
         s(&ws["id"]), s(&ws["status"]), s(&ws["role_id"]), s(&ws["environment"]),
         s(&ws["policy_version"]), ws["task_count"], s(&ws["created_at"])
     );

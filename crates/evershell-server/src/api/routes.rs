@@ -99,6 +99,8 @@ pub fn table() -> Vec<RouteSpec> {
         GET "/v1/workspaces/{id}/tasks/{task_id}" => WS_READ;
         POST "/v1/workspaces/{id}/task/cancel" => WS_WRITE;
         GET "/v1/workspaces/{id}/audit" => AUDIT_WS;
+        GET "/v1/workspaces/{id}/budget" => WS_READ;
+        GET "/v1/audit" => Access::AnyOf(&[AuditRead, AuditReadOwn]);
         GET "/v1/workspaces/{id}/activity/stream" => WS_READ, sse;
     }
 }
@@ -129,6 +131,8 @@ fn handler(method: &Method, path: &str) -> MethodRouter<Arc<Ctx>> {
         ("GET", "/v1/workspaces/{id}/tasks/{task_id}") => get(tasks::get_one),
         ("POST", "/v1/workspaces/{id}/task/cancel") => post(tasks::cancel),
         ("GET", "/v1/workspaces/{id}/audit") => get(audit::workspace_audit),
+        ("GET", "/v1/workspaces/{id}/budget") => get(workspaces::budget),
+        ("GET", "/v1/audit") => get(audit::org_audit),
         ("GET", "/v1/workspaces/{id}/activity/stream") => get(stream::workspace_activity),
         _ => panic!("route {method} {path} is in the table but has no handler"),
     }

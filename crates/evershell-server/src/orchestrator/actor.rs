@@ -133,7 +133,10 @@ impl WorkspaceActor {
                     let code = *exit.borrow();
                     pump.abort();
                     self.teardown().await;
-                    let reason = format!("sandbox_exited: init exited with {code:?}");
+                    let reason = match code {
+                        Some(code) => format!("sandbox_exited: status {code}"),
+                        None => "sandbox_exited".to_string(),
+                    };
                     return self.fail(Some(&profile), reason).await;
                 }
                 _ = sleep_until(deadline) => {
@@ -153,10 +156,10 @@ impl WorkspaceActor {
     /// still in the sandbox's durable log are committed, and tasks that were
     /// in flight (their agent died with the previous server) end `failed`
     /// with reason `server_restarted`. Queued tasks stay queued.
-    pub async fn recover(&mut self, events_log: &std::path::Path) {
+    pub async fn recover(&mut self, data: &std::path::Path) {
         if let Ok(profile) = self.profile().await {
             let after = self.event_cursor().await;
-            let leftover = read_event_log(events_log, after);
+            let leftover = read_event_log(data, after);
             if !leftover.is_empty() && !self.apply_events(&profile, leftover).await {
                 tracing::error!(workspace = %self.ws.id, "leftover agent events could not be committed");
             }
@@ -380,10 +383,9 @@ impl WorkspaceActor {
         let mut rows = Vec::new();
         let mut ended = false;
         for event in &page {
-            if let Some(row) = events::to_row(&self.rows(profile), event) {
-                rows.push(row);
-            }
+            let row = events::to_row(&self.rows(profile), event);
             let Some(task_id) = event.task_id.as_deref() else {
+                rows.extend(row);
                 continue;
             };
             if !tasks.contains_key(task_id) {
@@ -396,13 +398,19 @@ impl WorkspaceActor {
                     Ok(Some(task)) => {
                         tasks.insert(task_id.to_string(), task);
                     }
-                    Ok(None) => continue,
+                    Ok(None) => {
+                        // Not a task of this workspace: the agent cannot
+                        // write rows about other workspaces' tasks.
+                        tracing::warn!(workspace = %self.ws.id, task = %task_id, "agent event names a foreign task");
+                        continue;
+                    }
                     Err(e) => {
                         tracing::error!(workspace = %self.ws.id, error = %e, "task lookup failed");
                         return false;
                     }
                 }
             }
+            rows.extend(row);
             let task = tasks.get_mut(task_id).expect("inserted above");
             if events::advance(task, event) {
                 if self.timed_out.as_deref() == Some(task_id) {
@@ -519,16 +527,31 @@ impl WorkspaceActor {
     }
 }
 
-/// Events after `after` in an agent's durable log (one JSON event a line);
-/// unreadable lines are skipped.
-fn read_event_log(path: &std::path::Path, after: u64) -> Vec<AgentEvent> {
-    let Ok(text) = std::fs::read_to_string(path) else {
-        return Vec::new();
+/// Largest agent event log the control plane reads on recovery.
+const MAX_EVENT_LOG_BYTES: u64 = 64 * 1024 * 1024;
+
+/// Events after `after` in an agent's durable log
+/// (`data/.evershell/events.jsonl`, one JSON event a line), read without
+/// following links the agent may have planted; unreadable lines are
+/// skipped.
+fn read_event_log(data: &std::path::Path, after: u64) -> Vec<AgentEvent> {
+    let bytes = match super::confined::read_file(
+        data,
+        &[".evershell", "events.jsonl"],
+        MAX_EVENT_LOG_BYTES,
+    ) {
+        Ok(Some(bytes)) => bytes,
+        Ok(None) => return Vec::new(),
+        Err(e) => {
+            tracing::warn!(error = %e, "agent event log unreadable on recovery");
+            return Vec::new();
+        }
     };
-    text.lines()
+    let logged = String::from_utf8_lossy(&bytes)
+        .lines()
         .filter_map(|line| serde_json::from_str::<AgentEvent>(line).ok())
-        .filter(|e| e.seq > after)
-        .collect()
+        .collect();
+    events::contiguous(after, logged)
 }
 
 async fn sleep_until(deadline: Option<Instant>) {
@@ -666,7 +689,7 @@ async fn pump(socket: PathBuf, uid: u32, mut after: u64, out: mpsc::Sender<Event
             tokio::time::sleep(Duration::from_millis(500)).await;
             continue;
         };
-        let events: Vec<AgentEvent> = page.events.into_iter().filter(|e| e.seq > after).collect();
+        let events = events::contiguous(after, page.events);
         let Some(last) = events.last().map(|e| e.seq) else {
             continue;
         };

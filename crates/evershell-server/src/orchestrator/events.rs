@@ -3,6 +3,26 @@
 //! agent` rows, size-capped, and only ever move a task forward.
 
 use chrono::{DateTime, Utc};
+
+/// The events of `page` that continue the log after `after` without a
+/// gap; ingestion stops at the first gap or jump, so a forged sequence
+/// number cannot make the control plane skip genuine events.
+pub fn contiguous(after: u64, page: Vec<AgentEvent>) -> Vec<AgentEvent> {
+    let mut out = Vec::new();
+    let fresh = page.into_iter().skip_while(|e| e.seq <= after);
+    for (expected, event) in (after + 1..).zip(fresh) {
+        if event.seq != expected {
+            tracing::warn!(
+                expected,
+                found = event.seq,
+                "agent event log has a gap; stopping there"
+            );
+            break;
+        }
+        out.push(event);
+    }
+    out
+}
 use evershell_core::agent::AgentEvent;
 use evershell_core::model::{task_status, Task};
 use evershell_core::{AuditEvent, EventType};
@@ -56,16 +76,18 @@ pub fn to_row(ctx: &RowContext<'_>, event: &AgentEvent) -> Option<AuditEvent> {
         tracing::warn!(workspace = %ctx.workspace_id, event_type = %event.event_type, "agent sent an unknown event type");
         return None;
     };
+    // The row is stamped by the control plane when it commits it: the agent
+    // could claim any time. Its own time is kept in the detail.
     let mut row = ctx.row(kind, event.task_id.as_deref());
-    if let Ok(at) = DateTime::parse_from_rfc3339(&event.timestamp) {
-        row.timestamp = at.with_timezone(&Utc);
-    }
     let mut detail = event.detail.clone();
     if serde_json::to_vec(&detail).map(|b| b.len()).unwrap_or(0) > MAX_DETAIL_BYTES {
         detail = serde_json::json!({ "truncated": true });
     }
     if let serde_json::Value::Object(map) = &mut detail {
         map.insert("seq".into(), event.seq.into());
+        if DateTime::parse_from_rfc3339(&event.timestamp).is_ok() {
+            map.insert("agent_timestamp".into(), event.timestamp.clone().into());
+        }
     }
     row.detail = Some(detail);
     Some(row)
@@ -136,4 +158,27 @@ fn truncate(text: &str, max: usize) -> String {
         end -= 1;
     }
     text[..end].to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(seq: u64) -> AgentEvent {
+        AgentEvent {
+            seq,
+            timestamp: "2026-01-01T00:00:00Z".into(),
+            event_type: "tool_executed".into(),
+            task_id: None,
+            detail: serde_json::json!({}),
+        }
+    }
+
+    #[test]
+    fn a_forged_sequence_jump_stops_ingestion_at_the_gap() {
+        let page = vec![event(3), event(4), event(5), event(1_000_000), event(6)];
+        let kept: Vec<u64> = contiguous(3, page).iter().map(|e| e.seq).collect();
+        assert_eq!(kept, vec![4, 5]);
+        assert!(contiguous(3, vec![event(7)]).is_empty());
+    }
 }

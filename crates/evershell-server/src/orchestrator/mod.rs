@@ -6,8 +6,8 @@
 
 mod actor;
 mod agent_client;
+mod confined;
 mod events;
-mod uploads;
 
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock, Weak};
@@ -26,7 +26,7 @@ use tokio::sync::{mpsc, oneshot, Mutex};
 use crate::api::auth::Caller;
 use crate::api::error::{ApiError, ApiResult};
 use crate::api::handlers::tasks::Submission;
-use crate::broker::StoreCredentials;
+use crate::broker::{StoreBudgets, StoreCredentials, StoreSecrets};
 use crate::{AuditWriter, Ctx, ServerConfig};
 use actor::{Command, WorkspaceActor};
 use events::RowContext;
@@ -67,7 +67,15 @@ impl Orchestrator {
             master: master.clone(),
         });
         let sink: Arc<dyn AuditSink> = audit.clone();
-        let proxy = Proxy::new(proxy_config, ca, sink, credentials);
+        let proxy = Proxy::builder(proxy_config, ca, sink, credentials)
+            .secrets(Arc::new(StoreSecrets {
+                store: store.clone(),
+                master: master.clone(),
+            }))
+            .budget_store(Arc::new(StoreBudgets {
+                store: store.clone(),
+            }))
+            .build();
         Ok(Arc::new(Orchestrator {
             ctx: OnceLock::new(),
             runtime: Arc::new(runtime),
@@ -211,6 +219,11 @@ impl Orchestrator {
         Ok(task)
     }
 
+    /// The budget counters of a workspace as the proxy holds them now.
+    pub fn budget(&self, workspace_id: &str) -> Vec<evershell_proxy::BudgetCounter> {
+        self.proxy.budget(workspace_id)
+    }
+
     /// Stops every actor and its sandbox. Workspaces keep their persisted
     /// state; the next start recovers them.
     pub async fn shutdown(&self) {
@@ -243,16 +256,12 @@ impl Orchestrator {
     pub async fn recover(&self) -> anyhow::Result<()> {
         let ctx = self.ctx();
         for ws in ctx.store.live_workspaces().await? {
-            let log = self
-                .runtime
-                .paths(&ws.id)
-                .data
-                .join(".evershell/events.jsonl");
+            let data = self.runtime.paths(&ws.id).data;
             let (tx, rx) = mpsc::channel(64);
             self.actors.lock().await.insert(ws.id.clone(), tx);
             let mut actor =
                 WorkspaceActor::new(ctx.clone(), self.runtime.clone(), self.proxy.clone(), ws);
-            actor.recover(&log).await;
+            actor.recover(&data).await;
             tokio::spawn(actor.run(rx));
         }
         Ok(())
@@ -278,7 +287,7 @@ impl Orchestrator {
             .await?
             .expect("workspace was just stored");
         let paths = self.runtime.paths(&ws.id);
-        uploads::store(&paths.data, row.sandbox_uid, &task.id, &sub.files)
+        confined::store_uploads(&paths.data, row.sandbox_uid, &task.id, &sub.files)
             .map_err(ApiError::internal)
     }
 }

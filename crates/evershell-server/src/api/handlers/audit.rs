@@ -160,6 +160,18 @@ pub async fn workspace_audit(
     page(&ctx, query).await
 }
 
+/// `GET /v1/audit`: the org's whole log. Callers holding only
+/// `audit:read:own` see the rows whose `user_id` is theirs.
+pub async fn org_audit(
+    State(ctx): State<Arc<Ctx>>,
+    caller: Caller,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<Json<Value>> {
+    let mut query = parse_params(&caller.org_id, raw.as_deref())?;
+    query.user_id = caller.narrowing(Scope::AuditRead).map(str::to_string);
+    page(&ctx, query).await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

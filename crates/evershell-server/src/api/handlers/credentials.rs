@@ -118,6 +118,10 @@ pub async fn create_credential(
     store
         .put_secret(master, &credential.durable_ref, secret.as_bytes())
         .await?;
+    let mut row = AuditEvent::new(EventType::CredentialCreated, org_id, user_id);
+    row.subject_type = Some("credential".into());
+    row.subject_id = Some(credential.id.clone());
+    row.summary = Some(format!("{who} created credential {}", credential.name));
     let stored = store
         .insert_doc(
             DocTable::Credentials,
@@ -125,6 +129,7 @@ pub async fn create_credential(
             &credential.org_id,
             &credential.name,
             &credential,
+            std::slice::from_ref(&row),
         )
         .await;
     if let Err(e) = stored {
@@ -137,11 +142,6 @@ pub async fn create_credential(
         }
         return Err(e.into());
     }
-    let mut row = AuditEvent::new(EventType::CredentialCreated, org_id, user_id);
-    row.subject_type = Some("credential".into());
-    row.subject_id = Some(credential.id.clone());
-    row.summary = Some(format!("{who} created credential {}", credential.name));
-    store.insert_audit(std::slice::from_ref(&row)).await?;
     Ok((credential, row))
 }
 
@@ -181,18 +181,23 @@ pub async fn delete_one(
         .get_doc(DocTable::Credentials, &caller.org_id, &id)
         .await?
         .ok_or_else(|| ApiError::not_found(ErrorCode::CredentialNotFound, "credential"))?;
-    ctx.store
-        .delete_doc(DocTable::Credentials, &caller.org_id, &credential.id)
-        .await?;
-    ctx.store.delete_secret(&credential.durable_ref).await?;
     let summary = format!("deleted credential {}", credential.name);
-    ctx.audit_config(
+    let row = ctx.config_row(
         &caller,
         EventType::CredentialDeleted,
         "credential",
         &credential.id,
         summary,
-    )
-    .await?;
+    );
+    ctx.store
+        .delete_doc(
+            DocTable::Credentials,
+            &caller.org_id,
+            &credential.id,
+            std::slice::from_ref(&row),
+        )
+        .await?;
+    ctx.store.delete_secret(&credential.durable_ref).await?;
+    ctx.audit.publish(&[row]);
     Ok(Json(json!({ "id": credential.id, "status": "deleted" })))
 }

@@ -19,6 +19,9 @@ use crate::api::extract::{ApiJson, ApiQuery};
 use crate::api::validate::Fields;
 use crate::Ctx;
 
+/// Provider kinds the agent service can call today.
+const AGENT_KINDS: &[&str] = &["anthropic", "openai"];
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CreateProvider {
@@ -53,6 +56,15 @@ pub async fn create(
     let mut fields = Fields::default();
     fields.slug("name", &body.name);
     fields.one_of("kind", &body.kind, PROVIDER_KINDS);
+    if PROVIDER_KINDS.contains(&body.kind.as_str()) && !AGENT_KINDS.contains(&body.kind.as_str()) {
+        fields.add(
+            "kind",
+            format!(
+                "the agent does not speak {:?} in this version (use anthropic or openai)",
+                body.kind
+            ),
+        );
+    }
     if evershell_caps::normalize_host(&body.domain).is_err() || body.domain.contains('*') {
         fields.add("domain", "must be a host name");
     }
@@ -98,6 +110,14 @@ pub async fn create(
         updated_at: now,
         archived_at: None,
     };
+    let summary = format!("created provider {}", provider.name);
+    let row = ctx.config_row(
+        &caller,
+        EventType::ProviderCreated,
+        "provider",
+        &provider.id,
+        summary,
+    );
     let stored = ctx
         .store
         .insert_doc(
@@ -106,6 +126,7 @@ pub async fn create(
             &provider.org_id,
             &provider.name,
             &provider,
+            std::slice::from_ref(&row),
         )
         .await;
     if let Err(e) = stored {
@@ -114,15 +135,7 @@ pub async fn create(
         }
         return Err(e.into());
     }
-    let summary = format!("created provider {}", provider.name);
-    ctx.audit_config(
-        &caller,
-        EventType::ProviderCreated,
-        "provider",
-        &provider.id,
-        summary,
-    )
-    .await?;
+    ctx.audit.publish(&[row]);
     Ok((StatusCode::CREATED, Json(provider)))
 }
 

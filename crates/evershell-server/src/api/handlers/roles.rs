@@ -92,6 +92,21 @@ pub async fn create(
             "warm pools are not available in this version; use \"\"",
         );
     }
+    if body.resources != Resources::default() {
+        fields.add(
+            "resources",
+            "per-role sandbox limits are not available in this version",
+        );
+    }
+    if !body.image.is_empty() {
+        fields.add(
+            "image",
+            "images apply to the Kubernetes runtime, which this version does not have",
+        );
+    }
+    if body.pool_size != 0 || body.pool_max_size != 0 {
+        fields.add("pool_size", "warm pools are not available in this version");
+    }
     if !body.pack_ids.is_empty() {
         fields.add(
             "pack_ids",
@@ -167,6 +182,14 @@ pub async fn create(
         updated_at: now,
         archived_at: None,
     };
+    let summary = format!("created agent role {}", role.name);
+    let row = ctx.config_row(
+        &caller,
+        EventType::AgentRoleCreated,
+        "agent_role",
+        &role.id,
+        summary,
+    );
     let stored = ctx
         .store
         .insert_doc(
@@ -175,6 +198,7 @@ pub async fn create(
             &role.org_id,
             &role.name,
             &role,
+            std::slice::from_ref(&row),
         )
         .await;
     if let Err(e) = stored {
@@ -186,15 +210,7 @@ pub async fn create(
         }
         return Err(e.into());
     }
-    let summary = format!("created agent role {}", role.name);
-    ctx.audit_config(
-        &caller,
-        EventType::AgentRoleCreated,
-        "agent_role",
-        &role.id,
-        summary,
-    )
-    .await?;
+    ctx.audit.publish(&[row]);
     Ok((StatusCode::CREATED, Json(role)))
 }
 

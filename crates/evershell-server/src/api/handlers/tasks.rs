@@ -67,6 +67,14 @@ impl Submission {
     }
 }
 
+/// Multipart fields whose text is JSON rather than a string.
+const JSON_FORM_FIELDS: &[&str] = &[
+    "metadata",
+    "max_continuations",
+    "max_context_tokens",
+    "reset_session",
+];
+
 /// Reads a submission from a JSON body or a multipart form whose `file`
 /// parts are uploads and whose other parts are the JSON fields as text.
 async fn read_submission(ctx: &Arc<Ctx>, request: Request) -> ApiResult<Submission> {
@@ -94,8 +102,13 @@ async fn read_submission(ctx: &Arc<Ctx>, request: Request) -> ApiResult<Submissi
             continue;
         }
         let text = field.text().await.map_err(multipart_error)?;
-        // Non-string fields (numbers, booleans, metadata) arrive as JSON text.
-        let value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        // Non-string fields (numbers, booleans, metadata) arrive as JSON
+        // text; every other field is taken as the text it is.
+        let value = if JSON_FORM_FIELDS.contains(&name.as_str()) {
+            serde_json::from_str(&text).map_err(|_| ApiError::field(&name, "must be JSON"))?
+        } else {
+            Value::String(text)
+        };
         object.insert(name, value);
     }
     let mut submission: Submission = serde_json::from_value(Value::Object(object))

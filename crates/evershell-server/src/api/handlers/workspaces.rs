@@ -76,3 +76,31 @@ pub async fn get_one(
         .await
         .map(Json)
 }
+
+/// `GET /v1/workspaces/{id}/budget`: `{counters: [{capability, counter,
+/// per, limit, used, reserved, remaining}]}`. A workspace whose policy has
+/// no budgets, or that is not running, has no counters.
+pub async fn budget(
+    State(ctx): State<Arc<Ctx>>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<serde_json::Value>> {
+    let ws = load(&ctx, &caller, &id, Scope::WorkspaceRead).await?;
+    let counters: Vec<serde_json::Value> = ctx
+        .orchestrator
+        .budget(&ws.id)
+        .into_iter()
+        .map(|c| {
+            serde_json::json!({
+                "capability": c.capability,
+                "counter": c.counter.as_str(),
+                "per": c.per.as_str(),
+                "limit": c.limit,
+                "used": c.used,
+                "reserved": c.reserved,
+                "remaining": c.remaining,
+            })
+        })
+        .collect();
+    Ok(Json(serde_json::json!({ "counters": counters })))
+}
