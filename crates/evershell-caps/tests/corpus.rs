@@ -939,6 +939,7 @@ fn validation_cases() -> Vec<(
         ("transform duplicate name", tr("      auth: a\n    - name: t\n      auth: b"), "capabilities[0].transforms[1].name", 10, 13, "duplicate transform name"),
         ("auth credential name", tr("      auth: \"a b\""), "capabilities[0].transforms[0].auth", 9, 13, "invalid name"),
         ("applies_to unknown rule", tr("      applies_to: [x]\n      auth: a"), "capabilities[0].transforms[0].applies_to[0]", 9, 20, "\"x\" is not an allow rule"),
+        ("auth over plain http", format!("{HEAD}      allow_insecure: true\n  transforms:\n    - name: t\n      auth: a\n"), "capabilities[0].transforms[0]", 9, 13, "would be sent over plain HTTP"),
         ("applies_to empty", tr("      applies_to: []\n      auth: a"), "capabilities[0].transforms[0].applies_to", 9, 19, "must not be empty"),
         ("header name", tr("      set_headers: {\"x y\": '\"1\"'}"), "capabilities[0].transforms[0].set_headers.x y", 9, 21, "not a valid header name"),
         ("reserved header", tr("      set_headers: {Host: '\"a\"'}"), "capabilities[0].transforms[0].set_headers.Host", 9, 21, "belongs to the proxy"),

@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use crate::budget::{Budget, Counter};
-use crate::model::{AllowRule, Capability, CapabilityType};
+use crate::model::{AllowRule, Capability, CapabilityType, TransformAction};
 
 use super::budget::load_budgets;
 use super::rule::{load_rules, RuleDraft, RULE_KEYS};
@@ -104,6 +104,7 @@ fn load_capability(node: &Node, path: String, errs: &mut Errors) -> Option<Loade
         draft.allow?
     };
     check_names(&allow, &draft.transforms, &path, &name, errs);
+    check_auth_transport(&allow, &draft.transforms, &path, errs);
 
     let transforms = draft.transforms.into_iter().map(|t| t.transform).collect();
     let cap = Capability {
@@ -154,6 +155,34 @@ fn load_type(node: &Node, path: &str, errs: &mut Errors) {
                 node.mark(),
                 format!("unknown type {text:?} (the only type is http)"),
             );
+        }
+    }
+}
+
+/// A credential is never stamped on a request the policy lets travel in
+/// clear text: an `auth` transform may not apply to a rule with
+/// `allow_insecure: true`.
+fn check_auth_transport(
+    rules: &[AllowRule],
+    transforms: &[LoadedTransform],
+    path: &str,
+    errs: &mut Errors,
+) {
+    for (ti, t) in transforms.iter().enumerate() {
+        let TransformAction::Auth { credential } = &t.transform.action else {
+            continue;
+        };
+        let applies = |rule: &AllowRule| match &t.transform.applies_to {
+            Some(names) => rule.name.as_ref().is_some_and(|n| names.contains(n)),
+            None => true,
+        };
+        if let Some(rule) = rules.iter().find(|r| r.allow_insecure && applies(r)) {
+            let rule = rule.name.as_deref().unwrap_or("(unnamed)");
+            let msg = format!(
+                "credential {credential:?} would be sent over plain HTTP: rule {rule:?} allows insecure requests \
+                 (apply auth only to TLS rules with applies_to)"
+            );
+            errs.push(&format!("{path}.transforms[{ti}]"), t.name_mark, msg);
         }
     }
 }
