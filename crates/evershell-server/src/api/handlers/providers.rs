@@ -68,6 +68,9 @@ pub async fn create(
     if evershell_caps::normalize_host(&body.domain).is_err() || body.domain.contains('*') {
         fields.add("domain", "must be a host name");
     }
+    if body.base_path.is_some() && body.kind != "openai" {
+        fields.add("base_path", "applies to kind openai (OpenAI-compatible servers) only");
+    }
     if let Some(base) = &body.base_path {
         if !base.starts_with('/') || base.contains("..") {
             fields.add("base_path", "must start with / and contain no dot segments");
