@@ -67,13 +67,15 @@ fn round_trips_every_field_through_the_canonical_text() {
       methods: [GET, POST, PUT, DELETE, PATCH, HEAD, OPTIONS]
       paths: [/, /api/v4/%70rojects/*, /x/**, \"/a/b%2fc/\"]
       allow_insecure: true
-    - domains: [plain.example]
+    - name: tls
+      domains: [plain.example]
       methods: [GET]
   transforms:
     - name: t1
-      applies_to: [api]
+      applies_to: [tls]
       auth: cred-1
     - name: t2
+      applies_to: [tls]
       auth: cred_2
 - name: \"null\"
   domains: [\"true.example\"]

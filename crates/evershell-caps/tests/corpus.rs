@@ -928,7 +928,7 @@ fn validation_cases() -> Vec<(
         ("budget missing per", cap("  budgets: {requests: {limit: 1}}"), "capabilities[0].budgets.requests", 7, 23, "missing \"per\""),
         ("budget per", cap("  budgets: {requests: {limit: 1, per: org}}"), "capabilities[0].budgets.requests.per", 7, 39, "unknown per \"org\""),
         ("budget ceiling", cap("  budgets: {requests: {limit: 1, per: task, ceiling: warn}}"), "capabilities[0].budgets.requests.ceiling", 7, 54, "unknown ceiling \"warn\""),
-        ("budget clamp", cap("  budgets: {requests: {limit: 1, per: task, ceiling: clamp}}"), "capabilities[0].budgets.requests.ceiling", 7, 54, "token counters only"),
+        ("budget clamp", cap("  budgets: {requests: {limit: 1, per: task, ceiling: clamp}}"), "capabilities[0].budgets.requests.ceiling", 7, 54, "applies to output_tokens only"),
         ("budget key", cap("  budgets: {requests: {limit: 1, per: task, reset: daily}}"), "capabilities[0].budgets.requests.reset", 7, 45, "unknown key \"reset\""),
         // transforms:
         ("transforms not a list", cap("  transforms: {name: t}"), "capabilities[0].transforms", 7, 15, "expected a list"),
@@ -939,6 +939,7 @@ fn validation_cases() -> Vec<(
         ("transform duplicate name", tr("      auth: a\n    - name: t\n      auth: b"), "capabilities[0].transforms[1].name", 10, 13, "duplicate transform name"),
         ("auth credential name", tr("      auth: \"a b\""), "capabilities[0].transforms[0].auth", 9, 13, "invalid name"),
         ("applies_to unknown rule", tr("      applies_to: [x]\n      auth: a"), "capabilities[0].transforms[0].applies_to[0]", 9, 20, "\"x\" is not an allow rule"),
+        ("secret over plain http", format!("{HEAD}      allow_insecure: true\n  transforms:\n    - name: t\n      set_headers: {{x-k: 'secrets[\"k\"]'}}\n"), "capabilities[0].transforms[0]", 9, 13, "secret \"k\" would be sent over plain HTTP"),
         ("auth over plain http", format!("{HEAD}      allow_insecure: true\n  transforms:\n    - name: t\n      auth: a\n"), "capabilities[0].transforms[0]", 9, 13, "would be sent over plain HTTP"),
         ("applies_to empty", tr("      applies_to: []\n      auth: a"), "capabilities[0].transforms[0].applies_to", 9, 19, "must not be empty"),
         ("header name", tr("      set_headers: {\"x y\": '\"1\"'}"), "capabilities[0].transforms[0].set_headers.x y", 9, 21, "not a valid header name"),

@@ -27,7 +27,7 @@ pub(crate) fn facts<'a>(
     let workspace = WorkspaceFacts {
         id: &binding.workspace_id,
         role: &binding.role_name,
-        ..WorkspaceFacts::default()
+        environment: &binding.environment,
     };
     RequestFacts::new(method, facts.scheme, &facts.host, facts.port, &facts.target)
         .with_headers(headers)

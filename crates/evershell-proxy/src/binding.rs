@@ -18,6 +18,8 @@ pub struct WorkspaceBinding {
     pub role_name: String,
     /// Written to rows as `agent_provider`.
     pub provider_name: String,
+    /// `workspace.environment` of CEL predicates.
+    pub environment: String,
     /// The policy the workspace was activated with.
     pub policy: Arc<evershell_caps::Policy>,
     /// The running task, `None` while the workspace is idle. Read once when

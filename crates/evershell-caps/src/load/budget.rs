@@ -106,11 +106,11 @@ fn load_scope(node: &Node, path: &str, errs: &mut Errors) -> Option<BudgetScope>
 fn load_ceiling(node: &Node, path: &str, counter: Counter, errs: &mut Errors) -> Option<Ceiling> {
     match scalar::string(node, path, errs)? {
         "deny" => Some(Ceiling::Deny),
-        "clamp" if counter.is_token() => Some(Ceiling::Clamp),
+        // Clamping lowers the request's output-token cap; nothing a request
+        // carries caps its input tokens.
+        "clamp" if counter == Counter::OutputTokens => Some(Ceiling::Clamp),
         "clamp" => {
-            let msg = format!(
-                "ceiling clamp applies to token counters only (input_tokens, output_tokens), not {counter}"
-            );
+            let msg = format!("ceiling clamp lowers the output-token cap, so it applies to output_tokens only, not {counter}");
             errs.push(path, node.mark(), msg);
             None
         }

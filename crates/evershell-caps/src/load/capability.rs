@@ -159,8 +159,9 @@ fn load_type(node: &Node, path: &str, errs: &mut Errors) {
     }
 }
 
-/// A credential is never stamped on a request the policy lets travel in
-/// clear text: an `auth` transform may not apply to a rule with
+/// Neither a credential nor a secret is ever put on a request the policy
+/// lets travel in clear text: an `auth` transform, or a rewrite whose
+/// values read `secrets[…]`, may not apply to a rule with
 /// `allow_insecure: true`.
 fn check_auth_transport(
     rules: &[AllowRule],
@@ -169,8 +170,19 @@ fn check_auth_transport(
     errs: &mut Errors,
 ) {
     for (ti, t) in transforms.iter().enumerate() {
-        let TransformAction::Auth { credential } = &t.transform.action else {
-            continue;
+        let carries = match &t.transform.action {
+            TransformAction::Auth { credential } => format!("credential {credential:?}"),
+            TransformAction::Rewrite(rewrite) => {
+                let exprs = rewrite
+                    .set_headers
+                    .iter()
+                    .chain(&rewrite.set_query)
+                    .chain(&rewrite.set_body);
+                match exprs.flat_map(|(_, e)| e.secrets()).next() {
+                    Some(secret) => format!("secret {secret:?}"),
+                    None => continue,
+                }
+            }
         };
         let applies = |rule: &AllowRule| match &t.transform.applies_to {
             Some(names) => rule.name.as_ref().is_some_and(|n| names.contains(n)),
@@ -179,8 +191,8 @@ fn check_auth_transport(
         if let Some(rule) = rules.iter().find(|r| r.allow_insecure && applies(r)) {
             let rule = rule.name.as_deref().unwrap_or("(unnamed)");
             let msg = format!(
-                "credential {credential:?} would be sent over plain HTTP: rule {rule:?} allows insecure requests \
-                 (apply auth only to TLS rules with applies_to)"
+                "{carries} would be sent over plain HTTP: rule {rule:?} allows insecure requests \
+                 (apply this transform only to TLS rules with applies_to)"
             );
             errs.push(&format!("{path}.transforms[{ti}]"), t.name_mark, msg);
         }

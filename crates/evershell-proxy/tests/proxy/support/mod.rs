@@ -160,6 +160,7 @@ impl World {
             user_id: "usr_01".into(),
             role_name: "tester".into(),
             provider_name: "anthropic-main".into(),
+            environment: "development".into(),
             policy: Arc::new(evershell_caps::Policy::compile(Vec::new(), caps)),
             task_id: task_rx,
         });
