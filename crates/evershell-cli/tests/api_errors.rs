@@ -144,6 +144,8 @@ async fn bad_requests_get_the_documented_envelope() {
     assert_envelope(s, &h, &b, 404, "workspace_not_found");
     let (s, h, b) = raw(&http, http.get(url("/v1/nothing-here")).bearer_auth(&key)).await;
     assert_envelope(s, &h, &b, 404, "not_found");
+    let (s, h, b) = raw(&http, http.delete(url("/v1/providers")).bearer_auth(&key)).await;
+    assert_envelope(s, &h, &b, 405, "method_not_allowed");
     let (ws, _task) = common::submit(&world, "known", "nothing to do").await;
     let (s, h, b) = raw(
         &http,

@@ -170,8 +170,13 @@ async fn enforce(State(ctx): State<Arc<Ctx>>, request: Request, next: Next) -> R
             .find(|spec| spec.path == path && spec.method == parts.method)
     });
     let Some(spec) = spec else {
-        return ApiError::new(ErrorCode::PermissionDenied, "route has no access rule")
-            .into_response();
+        // The path matched but not with this method (every route of the
+        // router comes from the table).
+        return ApiError::new(
+            ErrorCode::MethodNotAllowed,
+            "method not allowed on this route",
+        )
+        .into_response();
     };
     if spec.sse {
         parts.extensions.insert(AllowsQueryKey);

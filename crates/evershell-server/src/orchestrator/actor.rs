@@ -233,6 +233,7 @@ impl WorkspaceActor {
             user_id: self.ws.created_by_user_id.clone(),
             role_name: profile.role.name.clone(),
             provider_name: profile.provider.name.clone(),
+            environment: self.ws.environment.clone(),
             policy: policy.clone(),
             task_id: self.task_tx.subscribe(),
         };

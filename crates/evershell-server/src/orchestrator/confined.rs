@@ -73,16 +73,18 @@ pub fn read_file(data: &Path, relative: &[&str], limit: u64) -> std::io::Result<
             Err(e) => return Err(e.into()),
         };
     }
-    let fd = match openat(
-        &dir,
-        *file,
-        OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-        Mode::empty(),
-    ) {
+    let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
+    let fd = match openat(&dir, *file, flags, Mode::empty()) {
         Ok(fd) => fd,
         Err(Errno::NOENT) => return Ok(None),
         Err(e) => return Err(e.into()),
     };
+    let kind = rustix::fs::FileType::from_raw_mode(rustix::fs::fstat(&fd)?.st_mode);
+    if kind != rustix::fs::FileType::RegularFile {
+        return Err(std::io::Error::other(format!(
+            "not a regular file ({kind:?})"
+        )));
+    }
     let mut out = Vec::new();
     File::from(fd).take(limit).read_to_end(&mut out)?;
     Ok(Some(out))
@@ -131,5 +133,18 @@ mod tests {
         assert!(read_file(&data, &["missing", "file"], 100)
             .unwrap()
             .is_none());
+        let fifo = data.join("fifo");
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            &fifo,
+            rustix::fs::FileType::Fifo,
+            Mode::from_raw_mode(0o644),
+            0,
+        )
+        .unwrap();
+        assert!(
+            read_file(&data, &["fifo"], 100).is_err(),
+            "a FIFO is refused, not waited on"
+        );
     }
 }

@@ -69,7 +69,10 @@ pub async fn create(
         fields.add("domain", "must be a host name");
     }
     if body.base_path.is_some() && body.kind != "openai" {
-        fields.add("base_path", "applies to kind openai (OpenAI-compatible servers) only");
+        fields.add(
+            "base_path",
+            "applies to kind openai (OpenAI-compatible servers) only",
+        );
     }
     if let Some(base) = &body.base_path {
         if !base.starts_with('/') || base.contains("..") {
