@@ -7,8 +7,13 @@ use std::path::PathBuf;
 /// Everything [`crate::start`] needs.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
-    /// Holds the database, the master key and workspace files (`0700`).
+    /// Holds the master key, workspace files and, by default, the database
+    /// (`0700`).
     pub data_dir: PathBuf,
+    /// The database: `sqlite://<path>` or `postgres://…` (a fleet's shared
+    /// PostgreSQL). `None` (the default) is the SQLite file
+    /// `evershell.db` in `data_dir`.
+    pub database_url: Option<String>,
     pub listen: SocketAddr,
     /// The URL clients use, e.g. `http://127.0.0.1:8080`.
     pub public_url: String,
@@ -35,6 +40,7 @@ impl ServerConfig {
     pub fn new(data_dir: PathBuf, listen: SocketAddr, exe: PathBuf) -> ServerConfig {
         ServerConfig {
             data_dir,
+            database_url: None,
             public_url: format!("http://{listen}"),
             listen,
             exe,

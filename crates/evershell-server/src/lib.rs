@@ -118,7 +118,10 @@ pub async fn start(mut config: ServerConfig) -> anyhow::Result<RunningServer> {
     }
     std::fs::create_dir_all(&config.data_dir)?;
     restrict(&config.data_dir)?;
-    let store = Store::open_sqlite(&config.data_dir.join("evershell.db")).await?;
+    let store = match &config.database_url {
+        Some(url) => Store::open(url).await?,
+        None => Store::open_sqlite(&config.data_dir.join("evershell.db")).await?,
+    };
     let master = Arc::new(MasterKey::load_or_create(
         &config.data_dir.join("master.key"),
     )?);

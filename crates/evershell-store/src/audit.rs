@@ -5,9 +5,10 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use evershell_core::AuditEvent;
-use sqlx::sqlite::SqliteRow;
-use sqlx::{QueryBuilder, Row, Sqlite, Transaction};
+use sqlx::any::AnyRow;
+use sqlx::{Any, Row, Transaction};
 
+use crate::backend::{Backend, Sql};
 use crate::{parse_ts, ts, Result, Store};
 
 /// Every scalar column a reader may filter on.
@@ -80,58 +81,85 @@ pub struct AuditQuery {
     pub after_key: Option<(DateTime<Utc>, String)>,
 }
 
+/// Columns of an audit row as written, in bind order.
+const INSERT_COLUMNS: &str = "id, org_id, user_id, timestamp, event_type, category, actor, \
+    workspace_id, task_id, agent_role, agent_provider, destination, method, path, decision, \
+    reason, latency_ms, transforms_applied, validations_applied, capability_name, phase, \
+    policy_type, debits, budgets, ceilings, minted, auth_failures, transforms_failed, \
+    status_code, bytes_in, bytes_out, subject_type, subject_id, summary, detail";
+
+/// Rows per INSERT: 35 parameters each stays under SQLite's 32 766 and
+/// PostgreSQL's 65 535 bind parameters per statement.
+const INSERT_CHUNK: usize = 500;
+
+/// Inserts `rows` in `tx`. Call it as the transaction's last write: it takes
+/// the audit lock (see [`Backend::lock_audit_log`]) that orders commits.
 pub(crate) async fn insert_rows(
-    tx: &mut Transaction<'_, Sqlite>,
+    tx: &mut Transaction<'_, Any>,
+    backend: Backend,
     rows: &[AuditEvent],
 ) -> Result<()> {
-    for chunk in rows.chunks(500) {
-        let mut qb = QueryBuilder::<Sqlite>::new(
-            "INSERT INTO audit_events (id, org_id, user_id, timestamp, event_type, category, actor, \
-             workspace_id, task_id, agent_role, agent_provider, destination, method, path, decision, \
-             reason, latency_ms, transforms_applied, validations_applied, capability_name, phase, \
-             policy_type, debits, budgets, ceilings, minted, auth_failures, transforms_failed, \
-             status_code, bytes_in, bytes_out, subject_type, subject_id, summary, detail) ",
-        );
-        qb.push_values(chunk, |mut b, e| {
-            b.push_bind(&e.id)
-                .push_bind(&e.org_id)
-                .push_bind(&e.user_id)
-                .push_bind(ts(&e.timestamp))
-                .push_bind(&e.event_type)
-                .push_bind(&e.category)
-                .push_bind(&e.actor)
-                .push_bind(&e.workspace_id)
-                .push_bind(&e.task_id)
-                .push_bind(&e.agent_role)
-                .push_bind(&e.agent_provider)
-                .push_bind(&e.destination)
-                .push_bind(&e.method)
-                .push_bind(&e.path)
-                .push_bind(&e.decision)
-                .push_bind(&e.reason)
-                .push_bind(e.latency_ms)
-                .push_bind(e.transforms_applied)
-                .push_bind(e.validations_applied)
-                .push_bind(&e.capability_name)
-                .push_bind(&e.phase)
-                .push_bind(&e.policy_type)
-                .push_bind(json(&e.debits))
-                .push_bind(json(&e.budgets))
-                .push_bind(json(&e.ceilings))
-                .push_bind(json(&e.minted))
-                .push_bind(json(&e.auth_failures))
-                .push_bind(json(&e.transforms_failed))
-                .push_bind(e.status_code)
-                .push_bind(e.bytes_in)
-                .push_bind(e.bytes_out)
-                .push_bind(&e.subject_type)
-                .push_bind(&e.subject_id)
-                .push_bind(&e.summary)
-                .push_bind(json(&e.detail));
-        });
-        qb.build().execute(&mut **tx).await?;
+    if rows.is_empty() {
+        return Ok(());
+    }
+    backend.lock_audit_log(tx).await?;
+    for chunk in rows.chunks(INSERT_CHUNK) {
+        let mut sql = Sql::new(format!(
+            "INSERT INTO audit_events ({INSERT_COLUMNS}) VALUES "
+        ));
+        for (i, e) in chunk.iter().enumerate() {
+            if i > 0 {
+                sql.push(", ");
+            }
+            push_row(&mut sql, e);
+        }
+        sql.build().execute(&mut **tx).await?;
     }
     Ok(())
+}
+
+/// Appends `(…)` with the values of `e` in [`INSERT_COLUMNS`] order.
+fn push_row<'q>(sql: &mut Sql<'q>, e: &'q AuditEvent) {
+    sql.push("(");
+    sql.bind(e.id.as_str()).push(", ");
+    sql.bind(e.org_id.as_str()).push(", ");
+    sql.bind(e.user_id.as_str()).push(", ");
+    sql.bind(ts(&e.timestamp)).push(", ");
+    sql.bind(e.event_type.as_str()).push(", ");
+    sql.bind(e.category.as_str()).push(", ");
+    sql.bind(e.actor.as_str()).push(", ");
+    for text in [
+        &e.workspace_id,
+        &e.task_id,
+        &e.agent_role,
+        &e.agent_provider,
+        &e.destination,
+        &e.method,
+        &e.path,
+        &e.decision,
+        &e.reason,
+    ] {
+        sql.bind(text.as_deref()).push(", ");
+    }
+    sql.bind(e.latency_ms).push(", ");
+    sql.bind(e.transforms_applied).push(", ");
+    sql.bind(e.validations_applied).push(", ");
+    sql.bind(e.capability_name.as_deref()).push(", ");
+    sql.bind(e.phase.as_deref()).push(", ");
+    sql.bind(e.policy_type.as_deref()).push(", ");
+    sql.bind(json(&e.debits)).push(", ");
+    sql.bind(json(&e.budgets)).push(", ");
+    sql.bind(json(&e.ceilings)).push(", ");
+    sql.bind(json(&e.minted)).push(", ");
+    sql.bind(json(&e.auth_failures)).push(", ");
+    sql.bind(json(&e.transforms_failed)).push(", ");
+    sql.bind(e.status_code).push(", ");
+    sql.bind(e.bytes_in).push(", ");
+    sql.bind(e.bytes_out).push(", ");
+    sql.bind(e.subject_type.as_deref()).push(", ");
+    sql.bind(e.subject_id.as_deref()).push(", ");
+    sql.bind(e.summary.as_deref()).push(", ");
+    sql.bind(json(&e.detail)).push(")");
 }
 
 fn json<T: serde::Serialize>(value: &Option<T>) -> Option<String> {
@@ -144,77 +172,72 @@ impl Store {
     /// Commits `rows` in one transaction.
     pub async fn insert_audit(&self, rows: &[AuditEvent]) -> Result<()> {
         let mut tx = self.pool.begin().await?;
-        insert_rows(&mut tx, rows).await?;
+        insert_rows(&mut tx, self.backend, rows).await?;
         tx.commit().await?;
         Ok(())
     }
 
     /// One page of rows matching `q`, ordered by `(timestamp, id)`.
     pub async fn query_audit(&self, q: &AuditQuery) -> Result<Vec<AuditEvent>> {
-        let mut qb = QueryBuilder::<Sqlite>::new("SELECT * FROM audit_events WHERE org_id = ");
-        qb.push_bind(&q.org_id);
+        let mut sql = Sql::new("SELECT * FROM audit_events WHERE org_id = ");
+        sql.bind(q.org_id.as_str());
         if let Some(ws) = &q.workspace_id {
-            qb.push(" AND workspace_id = ").push_bind(ws);
+            sql.push(" AND workspace_id = ").bind(ws.as_str());
         }
         if let Some(user) = &q.user_id {
-            qb.push(" AND user_id = ").push_bind(user);
+            sql.push(" AND user_id = ").bind(user.as_str());
         }
         if let Some(category) = &q.category {
-            qb.push(" AND category = ").push_bind(category);
+            sql.push(" AND category = ").bind(category.as_str());
         }
         if let Some(from) = &q.from {
-            qb.push(" AND timestamp >= ").push_bind(ts(from));
+            sql.push(" AND timestamp >= ").bind(ts(from));
         }
         if let Some(to) = &q.to {
-            qb.push(" AND timestamp < ").push_bind(ts(to));
+            sql.push(" AND timestamp < ").bind(ts(to));
         }
         for filter in &q.filters {
-            push_filter(&mut qb, filter);
+            push_filter(&mut sql, filter);
         }
         let (cmp, dir) = match q.order {
             Order::Asc => (">", "ASC"),
             Order::Desc => ("<", "DESC"),
         };
         if let Some((at, id)) = &q.after_key {
-            qb.push(format!(" AND (timestamp, id) {cmp} ("));
-            qb.push_bind(ts(at)).push(", ").push_bind(id).push(")");
+            sql.push(&format!(" AND (timestamp, id) {cmp} ("));
+            sql.bind(ts(at)).push(", ").bind(id.as_str()).push(")");
         }
-        qb.push(format!(" ORDER BY timestamp {dir}, id {dir} LIMIT "));
-        qb.push_bind(i64::from(q.limit));
+        sql.push(&format!(" ORDER BY timestamp {dir}, id {dir} LIMIT "));
+        sql.bind(i64::from(q.limit));
 
-        let rows = qb.build().fetch_all(&self.pool).await?;
+        let rows = sql.build().fetch_all(&self.pool).await?;
         rows.iter().map(row_to_event).collect()
     }
 }
 
-fn push_filter(qb: &mut QueryBuilder<'_, Sqlite>, filter: &AuditFilter) {
+fn push_filter<'q>(sql: &mut Sql<'q>, filter: &'q AuditFilter) {
     // The column name comes from FILTERABLE_COLUMNS, never from input text.
     debug_assert!(FILTERABLE_COLUMNS.contains(&filter.column));
     let column = filter.column;
     match &filter.op {
         FilterOp::Populated => {
-            qb.push(format!(
+            sql.push(&format!(
                 " AND {column} IS NOT NULL AND CAST({column} AS TEXT) != ''"
             ));
         }
-        FilterOp::In(values) | FilterOp::NotIn(values) => {
-            let negate = matches!(filter.op, FilterOp::NotIn(_));
-            let prefix = if negate { "(" } else { "" };
-            qb.push(format!(" AND {prefix}CAST({column} AS TEXT) "));
-            qb.push(if negate { "NOT IN (" } else { "IN (" });
-            let mut list = qb.separated(", ");
-            for value in values {
-                list.push_bind(value.clone());
-            }
-            list.push_unseparated(")");
-            if negate {
-                qb.push(format!(" OR {column} IS NULL)"));
-            }
+        FilterOp::In(values) => {
+            sql.push(&format!(" AND CAST({column} AS TEXT) IN "));
+            sql.bind_list(values.iter().map(String::as_str));
+        }
+        FilterOp::NotIn(values) => {
+            sql.push(&format!(" AND (CAST({column} AS TEXT) NOT IN "));
+            sql.bind_list(values.iter().map(String::as_str));
+            sql.push(&format!(" OR {column} IS NULL)"));
         }
     }
 }
 
-fn row_to_event(row: &SqliteRow) -> Result<AuditEvent> {
+fn row_to_event(row: &AnyRow) -> Result<AuditEvent> {
     Ok(AuditEvent {
         id: row.try_get("id")?,
         org_id: row.try_get("org_id")?,
@@ -254,7 +277,7 @@ fn row_to_event(row: &SqliteRow) -> Result<AuditEvent> {
     })
 }
 
-fn from_json<T: serde::de::DeserializeOwned>(row: &SqliteRow, column: &str) -> Result<Option<T>> {
+fn from_json<T: serde::de::DeserializeOwned>(row: &AnyRow, column: &str) -> Result<Option<T>> {
     let text: Option<String> = row.try_get(column)?;
     Ok(text.map(|t| serde_json::from_str(&t)).transpose()?)
 }
@@ -264,12 +287,13 @@ impl Store {
     /// the event happened, so timestamp order differs from the order rows
     /// were committed in; live streams resume by commit position.
     pub async fn audit_position(&self, org_id: &str, id: &str) -> Result<Option<i64>> {
-        let row: Option<(i64,)> =
-            sqlx::query_as("SELECT rowid FROM audit_events WHERE org_id = ? AND id = ?")
-                .bind(org_id)
-                .bind(id)
-                .fetch_optional(&self.pool)
-                .await?;
+        let position = self.backend.audit_position_column();
+        let sql = format!("SELECT {position} FROM audit_events WHERE org_id = $1 AND id = $2");
+        let row: Option<(i64,)> = sqlx::query_as(&sql)
+            .bind(org_id)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
         Ok(row.map(|(p,)| p))
     }
 
@@ -282,26 +306,29 @@ impl Store {
         after: i64,
         limit: u32,
     ) -> Result<Vec<(i64, AuditEvent)>> {
-        let rows = sqlx::query(
-            "SELECT rowid AS position, * FROM audit_events WHERE org_id = ? AND workspace_id = ? AND rowid > ? \
-             ORDER BY rowid LIMIT ?",
-        )
-        .bind(org_id)
-        .bind(workspace_id)
-        .bind(after)
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await?;
+        let position = self.backend.audit_position_column();
+        let sql = format!(
+            "SELECT {position} AS commit_position, * FROM audit_events \
+             WHERE org_id = $1 AND workspace_id = $2 AND {position} > $3 \
+             ORDER BY {position} LIMIT $4"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(org_id)
+            .bind(workspace_id)
+            .bind(after)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?;
         rows.iter()
-            .map(|row| Ok((row.try_get("position")?, row_to_event(row)?)))
+            .map(|row| Ok((row.try_get("commit_position")?, row_to_event(row)?)))
             .collect()
     }
 
     /// The commit position of the newest row (0 when the log is empty).
     pub async fn audit_head(&self) -> Result<i64> {
-        let (head,): (i64,) = sqlx::query_as("SELECT COALESCE(MAX(rowid), 0) FROM audit_events")
-            .fetch_one(&self.pool)
-            .await?;
+        let position = self.backend.audit_position_column();
+        let sql = format!("SELECT COALESCE(MAX({position}), 0) FROM audit_events");
+        let (head,): (i64,) = sqlx::query_as(&sql).fetch_one(&self.pool).await?;
         Ok(head)
     }
 
@@ -312,7 +339,7 @@ impl Store {
         id: &str,
     ) -> Result<Option<(DateTime<Utc>, String)>> {
         let row: Option<(String,)> =
-            sqlx::query_as("SELECT timestamp FROM audit_events WHERE org_id = ? AND id = ?")
+            sqlx::query_as("SELECT timestamp FROM audit_events WHERE org_id = $1 AND id = $2")
                 .bind(org_id)
                 .bind(id)
                 .fetch_optional(&self.pool)

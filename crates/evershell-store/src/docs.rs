@@ -44,7 +44,7 @@ impl Store {
     ) -> Result<()> {
         let mut tx = self.pool.begin().await?;
         let sql = format!(
-            "INSERT INTO {} (id, org_id, name, doc) VALUES (?, ?, ?, ?)",
+            "INSERT INTO {} (id, org_id, name, doc) VALUES ($1, $2, $3, $4)",
             table.name()
         );
         let result = sqlx::query(&sql)
@@ -63,7 +63,7 @@ impl Store {
             }
             other => other.map(drop)?,
         }
-        crate::audit::insert_rows(&mut tx, rows).await?;
+        crate::audit::insert_rows(&mut tx, self.backend, rows).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -76,12 +76,11 @@ impl Store {
         key: &str,
     ) -> Result<Option<T>> {
         let sql = format!(
-            "SELECT doc FROM {} WHERE org_id = ? AND (id = ? OR name = ?) ORDER BY id LIMIT 1",
+            "SELECT doc FROM {} WHERE org_id = $1 AND (id = $2 OR name = $2) ORDER BY id LIMIT 1",
             table.name()
         );
         let row: Option<(String,)> = sqlx::query_as(&sql)
             .bind(org_id)
-            .bind(key)
             .bind(key)
             .fetch_optional(&self.pool)
             .await?;
@@ -103,7 +102,7 @@ impl Store {
             ""
         };
         let sql = format!(
-            "SELECT doc FROM {} WHERE org_id = ?{archived} ORDER BY id",
+            "SELECT doc FROM {} WHERE org_id = $1{archived} ORDER BY id",
             table.name()
         );
         let rows: Vec<(String,)> = sqlx::query_as(&sql)
@@ -126,7 +125,7 @@ impl Store {
         rows: &[AuditEvent],
     ) -> Result<bool> {
         let mut tx = self.pool.begin().await?;
-        let sql = format!("DELETE FROM {} WHERE org_id = ? AND id = ?", table.name());
+        let sql = format!("DELETE FROM {} WHERE org_id = $1 AND id = $2", table.name());
         let done = sqlx::query(&sql)
             .bind(org_id)
             .bind(id)
@@ -135,7 +134,7 @@ impl Store {
         if done.rows_affected() == 0 {
             return Ok(false);
         }
-        crate::audit::insert_rows(&mut tx, rows).await?;
+        crate::audit::insert_rows(&mut tx, self.backend, rows).await?;
         tx.commit().await?;
         Ok(true)
     }

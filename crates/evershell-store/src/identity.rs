@@ -32,7 +32,7 @@ impl Store {
             return Ok(id);
         }
         let id = new_id(Kind::Org);
-        sqlx::query("INSERT INTO orgs (id, slug, name, created_at) VALUES (?, ?, ?, ?) ON CONFLICT(slug) DO NOTHING")
+        sqlx::query("INSERT INTO orgs (id, slug, name, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT(slug) DO NOTHING")
             .bind(&id)
             .bind(slug)
             .bind(name)
@@ -46,7 +46,7 @@ impl Store {
     }
 
     pub async fn org_id_by_slug(&self, slug: &str) -> Result<Option<String>> {
-        let row: Option<(String,)> = sqlx::query_as("SELECT id FROM orgs WHERE slug = ?")
+        let row: Option<(String,)> = sqlx::query_as("SELECT id FROM orgs WHERE slug = $1")
             .bind(slug)
             .fetch_optional(&self.pool)
             .await?;
@@ -54,7 +54,7 @@ impl Store {
     }
 
     pub async fn org_slug(&self, org_id: &str) -> Result<Option<String>> {
-        let row: Option<(String,)> = sqlx::query_as("SELECT slug FROM orgs WHERE id = ?")
+        let row: Option<(String,)> = sqlx::query_as("SELECT slug FROM orgs WHERE id = $1")
             .bind(org_id)
             .fetch_optional(&self.pool)
             .await?;
@@ -64,7 +64,7 @@ impl Store {
     /// Returns the id of the user with `email`, creating it (and its
     /// membership of `org_id` with `role`) if absent.
     pub async fn ensure_member(&self, org_id: &str, email: &str, role: &str) -> Result<String> {
-        let existing: Option<(String,)> = sqlx::query_as("SELECT id FROM users WHERE email = ?")
+        let existing: Option<(String,)> = sqlx::query_as("SELECT id FROM users WHERE email = $1")
             .bind(email)
             .fetch_optional(&self.pool)
             .await?;
@@ -72,7 +72,7 @@ impl Store {
             Some((id,)) => id,
             None => {
                 let id = new_id(Kind::User);
-                sqlx::query("INSERT INTO users (id, email, created_at) VALUES (?, ?, ?)")
+                sqlx::query("INSERT INTO users (id, email, created_at) VALUES ($1, $2, $3)")
                     .bind(&id)
                     .bind(email)
                     .bind(ts(&Utc::now()))
@@ -82,7 +82,7 @@ impl Store {
             }
         };
         sqlx::query(
-            "INSERT INTO memberships (id, org_id, user_id, role, created_at) VALUES (?, ?, ?, ?, ?) \
+            "INSERT INTO memberships (id, org_id, user_id, role, created_at) VALUES ($1, $2, $3, $4, $5) \
              ON CONFLICT(org_id, user_id) DO NOTHING",
         )
         .bind(new_id(Kind::Membership))
@@ -99,7 +99,7 @@ impl Store {
         let id = new_id(Kind::ApiKey);
         sqlx::query(
             "INSERT INTO api_keys (id, org_id, label, prefix, secret_hash, permission_set, created_by, created_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
         .bind(&id)
         .bind(key.org_id)
@@ -121,8 +121,8 @@ impl Store {
         let row: Option<(String, String, String, String, String)> = sqlx::query_as(
             "SELECT k.id, k.org_id, o.slug, k.label, k.permission_set FROM api_keys k \
              JOIN orgs o ON o.id = k.org_id \
-             WHERE k.secret_hash = ? AND k.revoked_at IS NULL \
-             AND (k.expires_at IS NULL OR k.expires_at > ?)",
+             WHERE k.secret_hash = $1 AND k.revoked_at IS NULL \
+             AND (k.expires_at IS NULL OR k.expires_at > $2)",
         )
         .bind(secret_hash)
         .bind(&now)
@@ -131,7 +131,7 @@ impl Store {
         let Some((key_id, org_id, org_slug, label, permission_set)) = row else {
             return Ok(None);
         };
-        sqlx::query("UPDATE api_keys SET last_used_at = ? WHERE id = ?")
+        sqlx::query("UPDATE api_keys SET last_used_at = $1 WHERE id = $2")
             .bind(&now)
             .bind(&key_id)
             .execute(&self.pool)

@@ -1,10 +1,27 @@
 //! Evershell's persistence. One relational database holds all state and the
-//! audit log: SQLite for the embedded deployment (this crate today).
-//! Configuration resources are kept as their API document (JSON) next to the
-//! columns queries select on, so a new optional field needs no migration.
+//! audit log: SQLite for the embedded deployment, PostgreSQL for the fleet
+//! (several control-plane replicas). Configuration resources are kept as
+//! their API document (JSON) next to the columns queries select on, so a new
+//! optional field needs no migration.
+//!
+//! # One store, two engines
+//!
+//! Every query is written once and runs through sqlx's `Any` driver, which
+//! hands the SQL text unchanged to the engine behind the URL. That works
+//! because the store sticks to SQL both engines accept: numbered `$n`
+//! placeholders (SQLite reads `$n` as the n-th argument, as PostgreSQL
+//! does), `ON CONFLICT … DO UPDATE/NOTHING`, row-value comparisons,
+//! `CAST(x AS TEXT)`, TEXT timestamps, and only `i64`, `String` and bytes as
+//! values (the types `Any` carries). A generic store over `sqlx::Database`
+//! would have needed trait bounds on every method for the same SQL; the
+//! differences that remain are few and live in one place, `backend`:
+//! connection setup (SQLite pragmas), one migration folder per engine, the
+//! audit commit position (`rowid` versus an identity column made
+//! commit-ordered by a table lock) and write serialisation.
 #![forbid(unsafe_code)]
 
 mod audit;
+mod backend;
 pub mod docs;
 mod identity;
 mod named_secrets;
@@ -13,11 +30,10 @@ mod settings;
 mod workspaces;
 
 use std::path::Path;
-use std::str::FromStr;
-use std::time::Duration;
 
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::SqlitePool;
+use sqlx::AnyPool;
+
+use crate::backend::{Backend, Location};
 
 pub use audit::{AuditFilter, AuditQuery, FilterOp, Order, FILTERABLE_COLUMNS};
 pub use docs::DocTable;
@@ -39,6 +55,8 @@ pub enum StoreError {
     Conflict(String),
     #[error("secret store: {0}")]
     Crypto(String),
+    #[error("database url {0}: expected sqlite://<path> or postgres://…")]
+    Url(String),
 }
 
 impl StoreError {
@@ -57,12 +75,23 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 /// Handle to the database; cheap to clone.
 #[derive(Clone)]
 pub struct Store {
-    pool: SqlitePool,
+    pool: AnyPool,
+    backend: Backend,
 }
 
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
-
 impl Store {
+    /// Opens the store at `url` and applies pending migrations:
+    /// `sqlite://<path>` opens (creating if needed) a SQLite file as
+    /// [`Store::open_sqlite`] does; `postgres://…` (or `postgresql://…`)
+    /// connects to an existing PostgreSQL database. Any other URL is
+    /// [`StoreError::Url`].
+    pub async fn open(url: &str) -> Result<Store> {
+        match Location::parse(url)? {
+            Location::Sqlite(path) => Store::open_sqlite(path).await,
+            Location::Postgres(url) => Store::connect(Backend::Postgres, url).await,
+        }
+    }
+
     /// Opens (creating if needed) the SQLite database at `path` and applies
     /// pending migrations. WAL mode with `synchronous=NORMAL` keeps every
     /// committed transaction across a process crash (SIGKILL); only a power
@@ -71,35 +100,31 @@ impl Store {
     /// A new database file is created `0600`; SQLite gives its `-wal` and
     /// `-shm` files the same mode.
     pub async fn open_sqlite(path: &Path) -> Result<Store> {
+        let path = std::path::absolute(path).map_err(|e| StoreError::Database(e.into()))?;
         if !path.exists() {
             use std::os::unix::fs::OpenOptionsExt;
             let created = std::fs::OpenOptions::new()
                 .write(true)
                 .create_new(true)
                 .mode(0o600)
-                .open(path);
+                .open(&path);
             if let Err(e) = created {
                 if e.kind() != std::io::ErrorKind::AlreadyExists {
                     return Err(StoreError::Database(sqlx::Error::Io(e)));
                 }
             }
         }
-        let options = SqliteConnectOptions::from_str("sqlite://")?
-            .filename(path)
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
-            .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(10));
-        let pool = SqlitePoolOptions::new()
-            .max_connections(8)
-            .connect_with(options)
-            .await?;
-        MIGRATOR.run(&pool).await?;
-        Ok(Store { pool })
+        Store::connect(Backend::Sqlite, &backend::sqlite_url(&path)?).await
     }
 
-    pub fn pool(&self) -> &SqlitePool {
+    async fn connect(backend: Backend, url: &str) -> Result<Store> {
+        let pool = backend.connect(url).await?;
+        Ok(Store { pool, backend })
+    }
+
+    /// The connection pool, for queries this crate does not offer (tests
+    /// inspecting stored bytes, for instance). Write SQL both engines accept.
+    pub fn pool(&self) -> &AnyPool {
         &self.pool
     }
 }

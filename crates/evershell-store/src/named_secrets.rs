@@ -42,7 +42,7 @@ impl Store {
         }
         self.put_secret(master, &reference, value).await?;
         sqlx::query(
-            "INSERT INTO secrets (org_id, name, value_ref, created_by, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?) \
+            "INSERT INTO secrets (org_id, name, value_ref, created_by, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6) \
              ON CONFLICT(org_id, name) DO UPDATE SET updated_at = excluded.updated_at",
         )
         .bind(org_id)
@@ -58,7 +58,7 @@ impl Store {
 
     pub async fn secret_meta(&self, org_id: &str, name: &str) -> Result<Option<SecretMeta>> {
         let row: Option<(String, String, String, String)> = sqlx::query_as(
-            "SELECT name, created_at, updated_at, created_by FROM secrets WHERE org_id = ? AND name = ?",
+            "SELECT name, created_at, updated_at, created_by FROM secrets WHERE org_id = $1 AND name = $2",
         )
         .bind(org_id)
         .bind(name)
@@ -76,7 +76,7 @@ impl Store {
 
     pub async fn list_secrets(&self, org_id: &str) -> Result<Vec<SecretMeta>> {
         let rows: Vec<(String, String, String, String)> = sqlx::query_as(
-            "SELECT name, created_at, updated_at, created_by FROM secrets WHERE org_id = ? ORDER BY name",
+            "SELECT name, created_at, updated_at, created_by FROM secrets WHERE org_id = $1 ORDER BY name",
         )
         .bind(org_id)
         .fetch_all(&self.pool)
@@ -107,7 +107,7 @@ impl Store {
 
     /// Deletes secret `name`; whether it existed.
     pub async fn delete_named_secret(&self, org_id: &str, name: &str) -> Result<bool> {
-        let done = sqlx::query("DELETE FROM secrets WHERE org_id = ? AND name = ?")
+        let done = sqlx::query("DELETE FROM secrets WHERE org_id = $1 AND name = $2")
             .bind(org_id)
             .bind(name)
             .execute(&self.pool)
@@ -120,7 +120,7 @@ impl Store {
     /// `(capability, counter, used)`.
     pub async fn budget_counters(&self, workspace_id: &str) -> Result<Vec<(String, String, u64)>> {
         let rows: Vec<(String, String, i64)> = sqlx::query_as(
-            "SELECT capability, counter, used FROM budget_counters WHERE workspace_id = ?",
+            "SELECT capability, counter, used FROM budget_counters WHERE workspace_id = $1",
         )
         .bind(workspace_id)
         .fetch_all(&self.pool)
@@ -139,7 +139,7 @@ impl Store {
         used: u64,
     ) -> Result<()> {
         sqlx::query(
-            "INSERT INTO budget_counters (workspace_id, capability, counter, used) VALUES (?, ?, ?, ?) \
+            "INSERT INTO budget_counters (workspace_id, capability, counter, used) VALUES ($1, $2, $3, $4) \
              ON CONFLICT(workspace_id, capability, counter) DO UPDATE SET used = excluded.used",
         )
         .bind(workspace_id)

@@ -112,7 +112,7 @@ impl Store {
         let value_cipher = Aes256Gcm::new(Key::<Aes256Gcm>::from_slice(data_key.as_ref()));
         let ciphertext = seal(&value_cipher, value, reference.as_bytes())?;
         sqlx::query(
-            "INSERT INTO secret_values (ref, wrapped_key, ciphertext, created_at) VALUES (?, ?, ?, ?) \
+            "INSERT INTO secret_values (ref, wrapped_key, ciphertext, created_at) VALUES ($1, $2, $3, $4) \
              ON CONFLICT(ref) DO UPDATE SET wrapped_key = excluded.wrapped_key, ciphertext = excluded.ciphertext",
         )
         .bind(reference)
@@ -131,7 +131,7 @@ impl Store {
         reference: &str,
     ) -> Result<Option<Zeroizing<Vec<u8>>>> {
         let row: Option<(Vec<u8>, Vec<u8>)> =
-            sqlx::query_as("SELECT wrapped_key, ciphertext FROM secret_values WHERE ref = ?")
+            sqlx::query_as("SELECT wrapped_key, ciphertext FROM secret_values WHERE ref = $1")
                 .bind(reference)
                 .fetch_optional(&self.pool)
                 .await?;
@@ -149,7 +149,7 @@ impl Store {
     }
 
     pub async fn delete_secret(&self, reference: &str) -> Result<bool> {
-        let done = sqlx::query("DELETE FROM secret_values WHERE ref = ?")
+        let done = sqlx::query("DELETE FROM secret_values WHERE ref = $1")
             .bind(reference)
             .execute(&self.pool)
             .await?;

@@ -5,7 +5,7 @@ use crate::{Result, Store};
 
 impl Store {
     pub async fn setting(&self, name: &str) -> Result<Option<String>> {
-        let row: Option<(String,)> = sqlx::query_as("SELECT value FROM settings WHERE name = ?")
+        let row: Option<(String,)> = sqlx::query_as("SELECT value FROM settings WHERE name = $1")
             .bind(name)
             .fetch_optional(&self.pool)
             .await?;
@@ -17,7 +17,7 @@ impl Store {
     /// starts agree on one value).
     pub async fn setting_or_insert(&self, name: &str, value: &str) -> Result<String> {
         sqlx::query(
-            "INSERT INTO settings (name, value) VALUES (?, ?) ON CONFLICT(name) DO NOTHING",
+            "INSERT INTO settings (name, value) VALUES ($1, $2) ON CONFLICT(name) DO NOTHING",
         )
         .bind(name)
         .bind(value)

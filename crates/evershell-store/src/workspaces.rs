@@ -3,7 +3,7 @@
 
 use evershell_core::model::{task_status, workspace_status, Task, Workspace};
 use evershell_core::AuditEvent;
-use sqlx::{Sqlite, Transaction};
+use sqlx::{Any, Transaction};
 
 use crate::{audit, ts, Result, Store};
 
@@ -38,26 +38,25 @@ impl Store {
         rows: &[AuditEvent],
     ) -> Result<()> {
         let mut tx = self.pool.begin().await?;
-        let (uid,): (i64,) =
-            sqlx::query_as("SELECT COALESCE(MAX(sandbox_uid), ?) + 1 FROM workspaces")
-                .bind(SANDBOX_UID_BASE - 1)
-                .fetch_one(&mut *tx)
-                .await?;
+        self.backend.lock_sandbox_uids(&mut tx).await?;
+        // One statement, so SQLite reads the highest uid under the write
+        // lock it takes for the insert.
         sqlx::query(
             "INSERT INTO workspaces (id, org_id, role_id, status, sandbox_uid, doc, created_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?)",
+             VALUES ($1, $2, $3, $4, (SELECT COALESCE(MAX(sandbox_uid), $5) + 1 FROM workspaces), \
+             $6, $7)",
         )
         .bind(&ws.id)
         .bind(&ws.org_id)
         .bind(&ws.role_id)
         .bind(&ws.status)
-        .bind(uid)
+        .bind(SANDBOX_UID_BASE - 1)
         .bind(serde_json::to_string(ws)?)
         .bind(ts(&ws.created_at))
         .execute(&mut *tx)
         .await?;
         insert_task(&mut tx, task).await?;
-        audit::insert_rows(&mut tx, rows).await?;
+        audit::insert_rows(&mut tx, self.backend, rows).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -66,7 +65,7 @@ impl Store {
     pub async fn add_task(&self, task: &Task, rows: &[AuditEvent]) -> Result<()> {
         let mut tx = self.pool.begin().await?;
         insert_task(&mut tx, task).await?;
-        audit::insert_rows(&mut tx, rows).await?;
+        audit::insert_rows(&mut tx, self.backend, rows).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -75,7 +74,7 @@ impl Store {
     pub async fn save_workspace(&self, ws: &Workspace, rows: &[AuditEvent]) -> Result<()> {
         let mut tx = self.pool.begin().await?;
         update_workspace(&mut tx, ws).await?;
-        audit::insert_rows(&mut tx, rows).await?;
+        audit::insert_rows(&mut tx, self.backend, rows).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -84,7 +83,7 @@ impl Store {
     pub async fn save_task(&self, task: &Task, rows: &[AuditEvent]) -> Result<()> {
         let mut tx = self.pool.begin().await?;
         update_task(&mut tx, task).await?;
-        audit::insert_rows(&mut tx, rows).await?;
+        audit::insert_rows(&mut tx, self.backend, rows).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -92,25 +91,26 @@ impl Store {
     /// Commits a batch of agent events (see [`AgentEventBatch`]).
     pub async fn apply_agent_events(&self, batch: &AgentEventBatch) -> Result<()> {
         let mut tx = self.pool.begin().await?;
-        audit::insert_rows(&mut tx, &batch.rows).await?;
         for task in &batch.tasks {
             update_task(&mut tx, task).await?;
         }
         if let Some(ws) = &batch.workspace {
             update_workspace(&mut tx, ws).await?;
         }
-        sqlx::query("UPDATE workspaces SET agent_event_seq = ? WHERE id = ?")
+        sqlx::query("UPDATE workspaces SET agent_event_seq = $1 WHERE id = $2")
             .bind(batch.new_seq as i64)
             .bind(&batch.workspace_id)
             .execute(&mut *tx)
             .await?;
+        // Last, as every writer of audit rows does (see audit::insert_rows).
+        audit::insert_rows(&mut tx, self.backend, &batch.rows).await?;
         tx.commit().await?;
         Ok(())
     }
 
     pub async fn workspace(&self, org_id: &str, id: &str) -> Result<Option<Workspace>> {
         let row: Option<(String,)> =
-            sqlx::query_as("SELECT doc FROM workspaces WHERE org_id = ? AND id = ?")
+            sqlx::query_as("SELECT doc FROM workspaces WHERE org_id = $1 AND id = $2")
                 .bind(org_id)
                 .bind(id)
                 .fetch_optional(&self.pool)
@@ -121,7 +121,7 @@ impl Store {
 
     pub async fn workspace_runtime_row(&self, id: &str) -> Result<Option<WorkspaceRuntimeRow>> {
         let row: Option<(i64, i64)> =
-            sqlx::query_as("SELECT sandbox_uid, agent_event_seq FROM workspaces WHERE id = ?")
+            sqlx::query_as("SELECT sandbox_uid, agent_event_seq FROM workspaces WHERE id = $1")
                 .bind(id)
                 .fetch_optional(&self.pool)
                 .await?;
@@ -139,7 +139,7 @@ impl Store {
         created_by: Option<&str>,
     ) -> Result<Vec<Workspace>> {
         let rows: Vec<(String,)> = sqlx::query_as(
-            "SELECT doc FROM workspaces WHERE org_id = ? ORDER BY created_at DESC, id DESC",
+            "SELECT doc FROM workspaces WHERE org_id = $1 ORDER BY created_at DESC, id DESC",
         )
         .bind(org_id)
         .fetch_all(&self.pool)
@@ -157,7 +157,7 @@ impl Store {
     /// Every workspace, in any org, whose sandbox should be running.
     pub async fn live_workspaces(&self) -> Result<Vec<Workspace>> {
         let rows: Vec<(String,)> = sqlx::query_as(
-            "SELECT doc FROM workspaces WHERE status IN (?, ?, ?) ORDER BY created_at",
+            "SELECT doc FROM workspaces WHERE status IN ($1, $2, $3) ORDER BY created_at",
         )
         .bind(workspace_status::PROVISIONING)
         .bind(workspace_status::IDLE)
@@ -171,7 +171,7 @@ impl Store {
 
     pub async fn task(&self, org_id: &str, workspace_id: &str, id: &str) -> Result<Option<Task>> {
         let row: Option<(String,)> = sqlx::query_as(
-            "SELECT doc FROM tasks WHERE org_id = ? AND workspace_id = ? AND id = ?",
+            "SELECT doc FROM tasks WHERE org_id = $1 AND workspace_id = $2 AND id = $3",
         )
         .bind(org_id)
         .bind(workspace_id)
@@ -185,7 +185,7 @@ impl Store {
     /// Tasks of a workspace, newest first.
     pub async fn list_tasks(&self, workspace_id: &str) -> Result<Vec<Task>> {
         let rows: Vec<(String,)> = sqlx::query_as(
-            "SELECT doc FROM tasks WHERE workspace_id = ? ORDER BY created_at DESC, id DESC",
+            "SELECT doc FROM tasks WHERE workspace_id = $1 ORDER BY created_at DESC, id DESC",
         )
         .bind(workspace_id)
         .fetch_all(&self.pool)
@@ -204,9 +204,9 @@ impl Store {
     }
 }
 
-async fn insert_task(tx: &mut Transaction<'_, Sqlite>, task: &Task) -> Result<()> {
+async fn insert_task(tx: &mut Transaction<'_, Any>, task: &Task) -> Result<()> {
     sqlx::query(
-        "INSERT INTO tasks (id, org_id, workspace_id, status, doc, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+        "INSERT INTO tasks (id, org_id, workspace_id, status, doc, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
     )
     .bind(&task.id)
     .bind(&task.org_id)
@@ -219,8 +219,8 @@ async fn insert_task(tx: &mut Transaction<'_, Sqlite>, task: &Task) -> Result<()
     Ok(())
 }
 
-async fn update_task(tx: &mut Transaction<'_, Sqlite>, task: &Task) -> Result<()> {
-    sqlx::query("UPDATE tasks SET status = ?, doc = ? WHERE id = ?")
+async fn update_task(tx: &mut Transaction<'_, Any>, task: &Task) -> Result<()> {
+    sqlx::query("UPDATE tasks SET status = $1, doc = $2 WHERE id = $3")
         .bind(&task.status)
         .bind(serde_json::to_string(task)?)
         .bind(&task.id)
@@ -229,8 +229,8 @@ async fn update_task(tx: &mut Transaction<'_, Sqlite>, task: &Task) -> Result<()
     Ok(())
 }
 
-async fn update_workspace(tx: &mut Transaction<'_, Sqlite>, ws: &Workspace) -> Result<()> {
-    sqlx::query("UPDATE workspaces SET status = ?, doc = ? WHERE id = ?")
+async fn update_workspace(tx: &mut Transaction<'_, Any>, ws: &Workspace) -> Result<()> {
+    sqlx::query("UPDATE workspaces SET status = $1, doc = $2 WHERE id = $3")
         .bind(&ws.status)
         .bind(serde_json::to_string(ws)?)
         .bind(&ws.id)

@@ -21,6 +21,11 @@ pub struct UpArgs {
     /// Optional TOML file with proxy settings (see docs/configuration.md).
     #[arg(long)]
     config: Option<PathBuf>,
+    /// Database URL: `sqlite://<path>` or `postgres://user@host/db` (shared
+    /// by the replicas of a fleet). Default: `evershell.db` in the data
+    /// directory.
+    #[arg(long)]
+    database_url: Option<String>,
 }
 
 pub fn default_data_dir() -> anyhow::Result<PathBuf> {
@@ -35,6 +40,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
     };
     let exe = std::env::current_exe().context("locating the evershell binary")?;
     let mut config = ServerConfig::new(data_dir, args.listen, exe);
+    config.database_url = args.database_url;
     if let Some(path) = &args.config {
         let text =
             std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
