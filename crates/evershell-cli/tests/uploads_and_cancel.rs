@@ -13,7 +13,9 @@ use serde_json::{json, Value};
 async fn uploaded_files_reach_the_agent_and_cancel_stops_the_task() {
     let script = vec![
         common::bash("cat /data/uploads/*/notes.txt; ls /data/uploads/*/; stat -c %U /data/uploads/*/notes.txt"),
-        common::bash("sleep 60"),
+        // The agent replaces its uploads directory with a link to a host
+        // directory before a follow-up arrives.
+        common::bash("rm -rf /data/uploads && ln -s /etc /data/uploads && sleep 60"),
         ScriptStep::Text("done".into()),
     ];
     let world = common::world(script, "uploader", DEMO_CAPS).await;
@@ -92,6 +94,31 @@ async fn uploaded_files_reach_the_agent_and_cancel_stops_the_task() {
         .await
         .unwrap();
     assert_eq!(w["status"], "idle");
+    // A follow-up with a file is refused, nothing is written through the
+    // link, and no task is queued.
+    let form = reqwest::multipart::Form::new()
+        .text("description", "more notes")
+        .part(
+            "file",
+            reqwest::multipart::Part::bytes(b"x".to_vec()).file_name("planted.txt"),
+        );
+    let refused = world
+        .client
+        .request(reqwest::Method::POST, &format!("/v1/workspaces/{ws}/tasks"))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status().as_u16(), 409);
+    let tasks: Value = world
+        .client
+        .get(&format!("/v1/workspaces/{ws}/tasks"))
+        .await
+        .unwrap();
+    assert_eq!(tasks.as_array().map(Vec::len), Some(1), "{tasks}");
+    let runtime_root = world.dir.path().join("data/workspaces");
+    assert!(!std::path::Path::new("/etc/planted.txt").exists());
+    assert!(runtime_root.exists());
     let rows = common::audit_rows(&world.client, ws).await;
     assert!(rows
         .iter()

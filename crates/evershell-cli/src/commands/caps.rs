@@ -37,8 +37,18 @@ pub enum CapsCommand {
     },
 }
 
+/// Reads a caps.yaml file: a regular file of at most the loader's size
+/// limit (a larger one is refused by the loader with its own message).
 fn read(file: &PathBuf) -> anyhow::Result<String> {
-    std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))
+    use std::io::Read;
+    let meta = std::fs::metadata(file).with_context(|| format!("reading {}", file.display()))?;
+    anyhow::ensure!(meta.is_file(), "{} is not a regular file", file.display());
+    let limit = evershell_caps::MAX_DOCUMENT_BYTES as u64 + 1;
+    let mut text = String::new();
+    std::fs::File::open(file)
+        .and_then(|f| f.take(limit).read_to_string(&mut text))
+        .with_context(|| format!("reading {}", file.display()))?;
+    Ok(text)
 }
 
 pub async fn run(out: Output, cmd: CapsCommand) -> anyhow::Result<ExitCode> {

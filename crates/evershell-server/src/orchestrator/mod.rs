@@ -142,8 +142,20 @@ impl Orchestrator {
             .await?;
         ctx.audit.publish(&rows);
 
-        self.store_uploads(&ctx, &ws, &task, &sub).await?;
+        // The actor starts after the files are stored, so the first task is
+        // never delivered without them; if they cannot be, it ends now.
+        let stored = self.store_uploads(&ctx, &ws, &task, &sub).await;
+        if stored.is_err() {
+            let mut ended = task.clone();
+            events::finish(
+                &mut ended,
+                task_status::DELIVERY_FAILED,
+                Some("upload_failed".to_string()),
+            );
+            ctx.store.save_task(&ended, &[]).await?;
+        }
         self.spawn_actor(&ctx, ws.clone()).await;
+        stored?;
         Ok((ws, task))
     }
 
@@ -174,12 +186,14 @@ impl Orchestrator {
             .ok_or_else(|| ApiError::not_found(ErrorCode::RoleNotFound, "agent role"))?;
         let provider = provider_of(&ctx, &role).await?;
         let task = new_task(caller, ws, &sub);
+        // The files land before the task exists, so that the actor can never
+        // deliver the task without them.
+        self.store_uploads(&ctx, ws, &task, &sub).await?;
         let row = row_context(ws, &role, &provider).row(EventType::TaskSubmitted, Some(&task.id));
         ctx.store
             .add_task(&task, std::slice::from_ref(&row))
             .await?;
         ctx.audit.publish(&[row]);
-        self.store_uploads(&ctx, ws, &task, &sub).await?;
         self.send(&ws.id, Command::Kick).await;
         Ok(task)
     }
@@ -287,8 +301,17 @@ impl Orchestrator {
             .await?
             .expect("workspace was just stored");
         let paths = self.runtime.paths(&ws.id);
-        confined::store_uploads(&paths.data, row.sandbox_uid, &task.id, &sub.files)
-            .map_err(ApiError::internal)
+        let Err(e) = confined::store_uploads(&paths.data, row.sandbox_uid, &task.id, &sub.files)
+        else {
+            return Ok(());
+        };
+        // The agent controls the directory the files go to (it may have put
+        // a link there): refuse the submission rather than run it without.
+        tracing::warn!(workspace = %ws.id, task = %task.id, error = %e, "uploads could not be stored");
+        Err(ApiError::conflict(
+            "invalid_state",
+            "the workspace's uploads directory cannot take files; the task was not queued",
+        ))
     }
 }
 
