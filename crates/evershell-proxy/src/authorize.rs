@@ -5,6 +5,8 @@
 //! body, the body is read ahead (bounded by the largest limit the policy
 //! names) and the policy asked again with it.
 
+use std::time::Duration;
+
 use evershell_caps::{Decision, RequestFacts, WorkspaceFacts};
 use evershell_core::Phase;
 use hyper::body::Incoming;
@@ -35,6 +37,13 @@ pub(crate) fn facts<'a>(
         .with_task_id(task)
 }
 
+/// Bodies of one workspace read ahead at the same time.
+pub(crate) const READ_AHEAD_SLOTS: usize = 8;
+/// How long a request waits for a read-ahead slot before it is refused.
+const READ_AHEAD_WAIT: Duration = Duration::from_secs(10);
+/// Longest silence between body frames while a body is read ahead.
+const READ_AHEAD_IDLE: Duration = Duration::from_secs(30);
+
 /// The decision on `facts`, with the request's body when a rule needs it.
 /// Fills the row's path, capability, reason and validations; a refusal is
 /// the policy's reason, at phase `request_body` when the body was read.
@@ -48,7 +57,17 @@ pub(crate) async fn decide(
     let mut decision = policy.decide(facts);
     if let Some(limit) = decision.needs_body {
         outcome.phase = Phase::RequestBody;
-        let idle = ws.proxy.config.idle_timeout;
+        // At most READ_AHEAD_SLOTS bodies of a workspace are read at once,
+        // each within READ_AHEAD_IDLE per frame: a workspace cannot pin an
+        // unbounded amount of the proxy's memory with stalled bodies.
+        let slot =
+            tokio::time::timeout(READ_AHEAD_WAIT, ws.read_ahead.clone().acquire_owned()).await;
+        let Ok(Ok(_slot)) = slot else {
+            return Err(Denial::Body {
+                reason: "body_buffer_busy",
+            });
+        };
+        let idle = ws.proxy.config.idle_timeout.min(READ_AHEAD_IDLE);
         body.read_ahead(limit, idle).await.map_err(unreadable)?;
         decision = policy.decide_with_body(facts, body.held());
     }

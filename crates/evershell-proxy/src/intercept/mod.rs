@@ -41,6 +41,10 @@ pub(crate) struct Workspace {
     pub binding: Arc<WorkspaceBinding>,
     pub budgets: Arc<WorkspaceBudgets>,
     pub dns_audit: dns::AuditLimiter,
+    /// Bodies being read ahead for a decision at once; bounds the memory a
+    /// workspace can pin in the proxy by opening many connections and
+    /// stalling mid-body.
+    pub read_ahead: Arc<tokio::sync::Semaphore>,
     cancel: CancellationToken,
 }
 
@@ -83,6 +87,9 @@ pub(crate) fn serve(
         binding,
         budgets,
         dns_audit: dns::AuditLimiter::default(),
+        read_ahead: Arc::new(tokio::sync::Semaphore::new(
+            crate::authorize::READ_AHEAD_SLOTS,
+        )),
         cancel: cancel.clone(),
     });
 
