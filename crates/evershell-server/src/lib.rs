@@ -10,6 +10,7 @@ mod audit_sink;
 mod bootstrap;
 mod broker;
 mod config;
+pub mod identity;
 mod orchestrator;
 
 use std::sync::Arc;
@@ -39,6 +40,8 @@ pub struct Ctx {
     pub master: Arc<MasterKey>,
     /// Installation pepper of API key hashes.
     pub pepper: String,
+    /// Session token signing keys.
+    pub sessions: identity::SessionKeys,
     pub audit: Arc<AuditWriter>,
     pub orchestrator: Arc<Orchestrator>,
     pub config: ServerConfig,
@@ -136,6 +139,7 @@ pub async fn start(mut config: ServerConfig) -> anyhow::Result<RunningServer> {
         store,
         master,
         pepper,
+        sessions: identity::SessionKeys::default(),
         audit,
         orchestrator,
         config,
@@ -180,6 +184,10 @@ pub fn app(ctx: Arc<Ctx>) -> Router {
     let limit = ctx.config.body_limit_bytes;
     Router::new()
         .merge(api::routes::router(ctx.clone()))
+        .route(
+            "/auth/sign-in",
+            axum::routing::post(api::handlers::sign_in::sign_in),
+        )
         .route("/healthz", axum::routing::get(|| async { "ok" }))
         .fallback(api::fallback)
         .layer(axum::extract::DefaultBodyLimit::max(limit))

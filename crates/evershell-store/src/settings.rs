@@ -29,3 +29,30 @@ impl Store {
             .expect("the setting was just inserted or already present"))
     }
 }
+
+impl Store {
+    /// Stores `value` under `name`, replacing any previous value.
+    pub async fn set_setting(&self, name: &str, value: &str) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO settings (name, value) VALUES ($1, $2) \
+             ON CONFLICT(name) DO UPDATE SET value = excluded.value",
+        )
+        .bind(name)
+        .bind(value)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Every setting whose name starts with `prefix`, by name.
+    pub async fn settings_with_prefix(&self, prefix: &str) -> Result<Vec<(String, String)>> {
+        let rows: Vec<(String, String)> = sqlx::query_as(
+            "SELECT name, value FROM settings WHERE substr(name, 1, length($1)) = $1 \
+             ORDER BY name",
+        )
+        .bind(prefix)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows)
+    }
+}
