@@ -43,16 +43,4 @@ impl Store {
         .await?;
         Ok(())
     }
-
-    /// Every setting whose name starts with `prefix`, by name.
-    pub async fn settings_with_prefix(&self, prefix: &str) -> Result<Vec<(String, String)>> {
-        let rows: Vec<(String, String)> = sqlx::query_as(
-            "SELECT name, value FROM settings WHERE substr(name, 1, length($1)) = $1 \
-             ORDER BY name",
-        )
-        .bind(prefix)
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows)
-    }
 }
