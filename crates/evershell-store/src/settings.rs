@@ -28,9 +28,7 @@ impl Store {
             .await?
             .expect("the setting was just inserted or already present"))
     }
-}
 
-impl Store {
     /// Stores `value` under `name`, replacing any previous value.
     pub async fn set_setting(&self, name: &str, value: &str) -> Result<()> {
         sqlx::query(
