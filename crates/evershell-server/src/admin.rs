@@ -134,3 +134,12 @@ pub async fn create_user(
     store.set_password_hash(&user_id, &hash).await?;
     Ok(user_id)
 }
+
+/// Adds a session signing key and makes it current; returns its id. Tokens
+/// signed by older keys keep verifying until they expire, and running
+/// servers pick the new key up on the first token that names it.
+pub async fn rotate_session_key(store: &Store) -> anyhow::Result<String> {
+    Ok(crate::identity::SessionKeys::default()
+        .rotate(store)
+        .await?)
+}

@@ -132,6 +132,7 @@ pub async fn start(mut config: ServerConfig) -> anyhow::Result<RunningServer> {
         .setting_or_insert("api_key_pepper", &api::auth::new_pepper())
         .await?;
     let audit = AuditWriter::start(store.clone());
+    tokio::task::spawn_blocking(identity::password::warm_up);
 
     let ca = bootstrap::platform_ca(&store, &master).await?;
     let orchestrator = Orchestrator::new(&config, &store, &master, &audit, ca)?;

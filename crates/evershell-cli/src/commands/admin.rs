@@ -43,6 +43,13 @@ pub enum AdminCommand {
         #[arg(long, value_parser = ["owner", "operator", "member"])]
         role: String,
     },
+    /// Add a session signing key and make it current (older keys keep
+    /// verifying the tokens they signed until those expire).
+    RotateSessionKey {
+        /// Data directory of the installation.
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
     /// Store an org secret (its value read from standard input), referenced
     /// by transforms as secrets["NAME"].
     SetSecret {
@@ -102,6 +109,15 @@ pub async fn run(out: Output, cmd: AdminCommand) -> anyhow::Result<ExitCode> {
                 &json!({ "user_id": user_id, "email": email, "org": org, "role": role }),
                 |_| format!("created user {email} ({user_id}) as {role} of org {org}"),
             );
+            return Ok(ExitCode::SUCCESS);
+        }
+        AdminCommand::RotateSessionKey { data_dir } => {
+            let admin =
+                evershell_server::admin::Admin::open(&data_dir_or_default(data_dir)?).await?;
+            let kid = evershell_server::admin::rotate_session_key(&admin.store).await?;
+            out.print(&json!({ "kid": kid, "status": "current" }), |_| {
+                format!("session signing key {kid} is now current")
+            });
             return Ok(ExitCode::SUCCESS);
         }
         AdminCommand::SetSecret {
