@@ -135,6 +135,21 @@ async fn members_act_with_their_role_scopes_and_see_their_memberships() {
         (403, Some("permission_denied"))
     );
 
+    // Evershell-Org switches a session to another org of its user only.
+    let me_url = world.client.url("/v1/me/session");
+    let named = |bearer: &str| {
+        http.get(&me_url)
+            .bearer_auth(bearer)
+            .header("Evershell-Org", "other")
+    };
+    let (status, me) = call(named(&mia)).await;
+    assert_eq!((status, me["role"].as_str()), (200, Some("owner")), "{me}");
+    let (status, body) = call(named(&olive)).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (403, Some("permission_denied"))
+    );
+
     // A wrong password and an unknown email are the same 401.
     let (s1, wrong) = sign_in(&world, "mia@acme.test", "nope", None).await;
     let (s2, unknown) = sign_in(&world, "nobody@acme.test", PASSWORD, None).await;

@@ -138,7 +138,9 @@ impl FromRequestParts<Arc<Ctx>> for Caller {
             .is_some();
         let caller = match bearer(parts) {
             Some(token) if token.starts_with("sk_") => key_caller(ctx, &token).await?,
-            Some(token) if token.starts_with("eyJ") => session_caller(ctx, &token).await?,
+            Some(token) if token.starts_with("eyJ") => {
+                session_caller(ctx, &token, org_header(parts)).await?
+            }
             Some(_) => return Err(invalid()),
             // A query string ends up in logs and browser history, so only
             // API keys, and only on SSE routes, travel there; never a JWT.
@@ -182,10 +184,21 @@ async fn key_caller(ctx: &Ctx, token: &str) -> Result<Caller, ApiError> {
     })
 }
 
+/// The org a session caller names with `Evershell-Org: <slug>`, if any.
+fn org_header(parts: &Parts) -> Option<String> {
+    let value = parts.headers.get("evershell-org")?.to_str().ok()?;
+    Some(value.trim().to_string())
+}
+
 /// A session caller: the token must verify and its user must still be a
-/// member of its org (membership is read on every request, so a removed
-/// member is refused at once).
-async fn session_caller(ctx: &Ctx, token: &str) -> Result<Caller, ApiError> {
+/// member of the org it acts in (membership is read on every request, so a
+/// removed member is refused at once). The org is the token's, or the one
+/// `Evershell-Org` names, where a non-member gets `403`.
+async fn session_caller(
+    ctx: &Ctx,
+    token: &str,
+    org_slug: Option<String>,
+) -> Result<Caller, ApiError> {
     let now = chrono::Utc::now().timestamp();
     let claims = match ctx.sessions.verify(&ctx.store, token, now).await {
         Ok(claims) => claims,
@@ -195,9 +208,12 @@ async fn session_caller(ctx: &Ctx, token: &str) -> Result<Caller, ApiError> {
             return Err(invalid());
         }
     };
-    let Some(member) = ctx.store.membership(&claims.org, &claims.sub).await? else {
+    let Some(mut member) = ctx.store.membership(&claims.org, &claims.sub).await? else {
         return Err(invalid());
     };
+    if let Some(slug) = org_slug.filter(|slug| *slug != member.org_slug) {
+        member = named_org_membership(ctx, &slug, &claims.sub).await?;
+    }
     let scopes = member_role_scopes(&member.role)
         .unwrap_or_default()
         .to_vec();
@@ -211,6 +227,26 @@ async fn session_caller(ctx: &Ctx, token: &str) -> Result<Caller, ApiError> {
         api_key_label: None,
         api_key_permission_set: None,
     })
+}
+
+async fn named_org_membership(
+    ctx: &Ctx,
+    slug: &str,
+    user_id: &str,
+) -> Result<evershell_store::MembershipView, ApiError> {
+    let denied = || {
+        ApiError::new(
+            ErrorCode::PermissionDenied,
+            "the caller is not a member of the org it names",
+        )
+    };
+    let Some(org_id) = ctx.store.org_id_by_slug(slug).await? else {
+        return Err(denied());
+    };
+    ctx.store
+        .membership(&org_id, user_id)
+        .await?
+        .ok_or_else(denied)
 }
 
 #[cfg(test)]
