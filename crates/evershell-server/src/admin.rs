@@ -138,8 +138,8 @@ pub async fn create_user(
 /// Adds a session signing key and makes it current; returns its id. Tokens
 /// signed by older keys keep verifying until they expire, and running
 /// servers pick the new key up on the first token that names it.
-pub async fn rotate_session_key(store: &Store) -> anyhow::Result<String> {
-    Ok(crate::identity::SessionKeys::default()
+pub async fn rotate_session_key(store: &Store, master: Arc<MasterKey>) -> anyhow::Result<String> {
+    Ok(crate::identity::SessionKeys::new(master)
         .rotate(store)
         .await?)
 }

@@ -136,11 +136,12 @@ pub async fn start(mut config: ServerConfig) -> anyhow::Result<RunningServer> {
 
     let ca = bootstrap::platform_ca(&store, &master).await?;
     let orchestrator = Orchestrator::new(&config, &store, &master, &audit, ca)?;
+    let sessions = identity::SessionKeys::new(master.clone());
     let ctx = Arc::new(Ctx {
         store,
         master,
         pepper,
-        sessions: identity::SessionKeys::default(),
+        sessions,
         audit,
         orchestrator,
         config,

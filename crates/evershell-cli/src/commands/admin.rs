@@ -114,7 +114,9 @@ pub async fn run(out: Output, cmd: AdminCommand) -> anyhow::Result<ExitCode> {
         AdminCommand::RotateSessionKey { data_dir } => {
             let admin =
                 evershell_server::admin::Admin::open(&data_dir_or_default(data_dir)?).await?;
-            let kid = evershell_server::admin::rotate_session_key(&admin.store).await?;
+            let kid =
+                evershell_server::admin::rotate_session_key(&admin.store, admin.master.clone())
+                    .await?;
             out.print(&json!({ "kid": kid, "status": "current" }), |_| {
                 format!("session signing key {kid} is now current")
             });

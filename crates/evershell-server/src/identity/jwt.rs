@@ -2,18 +2,21 @@
 //! RFC 7518 §3.2), claims `sub` (user id), `org` (org id), `iat`, `exp` and
 //! `kid`.
 //!
-//! Signing keys live in the settings table as `session_key.<kid>` (32
-//! random bytes, base64url), and `session_key_current` names the key that
-//! signs. [`SessionKeys::rotate`] adds a key and makes it current; older
-//! keys stay and keep verifying the tokens they signed until those expire.
-//! A key unknown to this process is looked up in the store, so a rotation
-//! on one replica is honoured by every other.
+//! Signing keys are 32 random bytes kept in the encrypted secret store
+//! under `session_key/<kid>` (so that reading the database alone does not
+//! let anyone forge sessions); the settings table records each key as
+//! `session_key.<kid>` (its creation time) and names the key that signs in
+//! `session_key_current`. [`SessionKeys::rotate`] adds a key and makes it
+//! current; older keys stay and keep verifying the tokens they signed until
+//! those expire. A key unknown to this process is looked up in the store, so
+//! a rotation on one replica is honoured by every other.
 
 use std::collections::HashMap;
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use base64::Engine;
+use evershell_store::secrets::MasterKey;
 use evershell_store::Store;
 use hmac::{Hmac, Mac};
 use rand::RngCore;
@@ -23,7 +26,8 @@ use sha2::Sha256;
 /// How long a session token is valid: 12 hours.
 pub const SESSION_LIFETIME_SECONDS: i64 = 12 * 3600;
 
-const KEY_PREFIX: &str = "session_key.";
+const KEY_SETTING: &str = "session_key.";
+const KEY_SECRET: &str = "session_key/";
 const CURRENT: &str = "session_key_current";
 
 /// The claims of a session token.
@@ -63,13 +67,21 @@ pub enum TokenError {
     Store(#[from] evershell_store::StoreError),
 }
 
-/// The installation's signing keys, cached from the settings table.
-#[derive(Default)]
+/// The installation's signing keys, cached from the store.
 pub struct SessionKeys {
+    master: Arc<MasterKey>,
     keys: RwLock<HashMap<String, Vec<u8>>>,
 }
 
 impl SessionKeys {
+    /// Keys read and written through the secret store under `master`.
+    pub fn new(master: Arc<MasterKey>) -> SessionKeys {
+        SessionKeys {
+            master,
+            keys: RwLock::default(),
+        }
+    }
+
     /// Signs a token for `user_id` in `org_id`, issued at `now` (Unix
     /// seconds), creating the first signing key if there is none.
     pub async fn sign(
@@ -130,13 +142,23 @@ impl SessionKeys {
 
     /// Adds a new signing key and makes it current; returns its id.
     pub async fn rotate(&self, store: &Store) -> Result<String, TokenError> {
-        let kid = new_kid();
-        let mut secret = [0u8; 32];
-        rand::rngs::OsRng.fill_bytes(&mut secret);
-        store
-            .set_setting(&format!("{KEY_PREFIX}{kid}"), &B64.encode(secret))
-            .await?;
+        let kid = self.create_key(store).await?;
         store.set_setting(CURRENT, &kid).await?;
+        Ok(kid)
+    }
+
+    /// Stores a new key (not yet current) and returns its id.
+    async fn create_key(&self, store: &Store) -> Result<String, TokenError> {
+        let kid = new_kid();
+        let mut secret = zeroize::Zeroizing::new([0u8; 32]);
+        rand::rngs::OsRng.fill_bytes(secret.as_mut());
+        store
+            .put_secret(&self.master, &format!("{KEY_SECRET}{kid}"), secret.as_ref())
+            .await?;
+        let created = chrono::Utc::now().to_rfc3339();
+        store
+            .set_setting(&format!("{KEY_SETTING}{kid}"), &created)
+            .await?;
         self.write().insert(kid.clone(), secret.to_vec());
         Ok(kid)
     }
@@ -148,12 +170,7 @@ impl SessionKeys {
         // First use: two racing replicas may both create a key; the
         // conditional insert makes them agree on one current kid, and the
         // loser's key stays harmlessly unused.
-        let kid = new_kid();
-        let mut secret = [0u8; 32];
-        rand::rngs::OsRng.fill_bytes(&mut secret);
-        store
-            .set_setting(&format!("{KEY_PREFIX}{kid}"), &B64.encode(secret))
-            .await?;
+        let kid = self.create_key(store).await?;
         Ok(store.setting_or_insert(CURRENT, &kid).await?)
     }
 
@@ -161,9 +178,17 @@ impl SessionKeys {
         if let Some(key) = self.read().get(kid) {
             return Ok(key.clone());
         }
-        let stored = store.setting(&format!("{KEY_PREFIX}{kid}")).await?;
+        // A kid is attacker-chosen text: only well-formed ones reach the
+        // store.
+        let well_formed = kid.len() == 12 && B64.decode(kid).is_ok();
+        if !well_formed {
+            return Err(TokenError::UnknownKey(kid.to_string()));
+        }
+        let stored = store
+            .get_secret(&self.master, &format!("{KEY_SECRET}{kid}"))
+            .await?;
         let key = stored
-            .and_then(|v| B64.decode(v).ok())
+            .map(|v| v.to_vec())
             .ok_or_else(|| TokenError::UnknownKey(kid.to_string()))?;
         self.write().insert(kid.to_string(), key.clone());
         Ok(key)

@@ -8,10 +8,15 @@ async fn store() -> (tempfile::TempDir, Store) {
     (dir, store)
 }
 
+fn key_ring(dir: &tempfile::TempDir) -> SessionKeys {
+    let master = MasterKey::load_or_create(&dir.path().join("master.key")).expect("master key");
+    SessionKeys::new(Arc::new(master))
+}
+
 #[tokio::test]
 async fn signed_tokens_verify_until_they_expire() {
-    let (_dir, store) = store().await;
-    let keys = SessionKeys::default();
+    let (dir, store) = store().await;
+    let keys = key_ring(&dir);
     let (token, claims) = keys.sign(&store, "usr_1", "org_1", 1000).await.unwrap();
     assert!(token.starts_with("eyJ"), "{token}");
     assert_eq!(claims.exp, 1000 + SESSION_LIFETIME_SECONDS);
@@ -23,8 +28,8 @@ async fn signed_tokens_verify_until_they_expire() {
 
 #[tokio::test]
 async fn tampered_claims_and_foreign_algorithms_are_refused() {
-    let (_dir, store) = store().await;
-    let keys = SessionKeys::default();
+    let (dir, store) = store().await;
+    let keys = key_ring(&dir);
     let (token, _) = keys.sign(&store, "usr_1", "org_1", 1000).await.unwrap();
     let parts: Vec<&str> = token.split('.').collect();
     let forged = Claims {
@@ -47,8 +52,8 @@ async fn tampered_claims_and_foreign_algorithms_are_refused() {
 
 #[tokio::test]
 async fn old_keys_keep_verifying_after_rotation_and_other_replicas_see_new_keys() {
-    let (_dir, store) = store().await;
-    let keys = SessionKeys::default();
+    let (dir, store) = store().await;
+    let keys = key_ring(&dir);
     let (old, old_claims) = keys.sign(&store, "usr_1", "org_1", 1000).await.unwrap();
     let new_kid = keys.rotate(&store).await.unwrap();
     let (new, new_claims) = keys.sign(&store, "usr_1", "org_1", 1000).await.unwrap();
@@ -56,7 +61,26 @@ async fn old_keys_keep_verifying_after_rotation_and_other_replicas_see_new_keys(
     assert_ne!(old_claims.kid, new_kid);
 
     // A replica that started before the rotation learns the key on demand.
-    let other = SessionKeys::default();
+    let other = key_ring(&dir);
     assert!(other.verify(&store, &old, 1001).await.is_ok());
     assert!(other.verify(&store, &new, 1001).await.is_ok());
+}
+
+#[tokio::test]
+async fn signing_keys_are_not_readable_from_the_settings_table() {
+    let (dir, store) = store().await;
+    let keys = key_ring(&dir);
+    let (_, claims) = keys.sign(&store, "usr_1", "org_1", 1000).await.unwrap();
+    let recorded = store
+        .setting(&format!("session_key.{}", claims.kid))
+        .await
+        .unwrap();
+    let secret = keys.read().get(&claims.kid).cloned().expect("cached key");
+    let recorded = recorded.expect("the key is recorded");
+    assert!(!recorded.contains(&B64.encode(&secret)), "{recorded}");
+    assert!(store
+        .get_secret(&keys.master, &format!("session_key/{}", claims.kid))
+        .await
+        .unwrap()
+        .is_some());
 }
