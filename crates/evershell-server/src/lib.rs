@@ -64,7 +64,8 @@ impl Ctx {
         let who = caller
             .api_key_label
             .as_deref()
-            .map(|l| format!("api key {l:?}"));
+            .map(|l| format!("api key {l:?}"))
+            .or_else(|| caller.email.clone());
         row.summary = Some(format!(
             "{} {summary}",
             who.unwrap_or_else(|| caller.user_id.clone())
