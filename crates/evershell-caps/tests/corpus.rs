@@ -594,6 +594,13 @@ fn transform_cases() -> Vec<T> {
             ..T0
         },
         T {
+            name: "a failing value that reads a secret never quotes it",
+            transforms: "    - name: t\n      set_headers: {x-sig: 'secrets[\"k\"] + request.port'}\n",
+            secrets: &[("k", "s3cret-value")],
+            want_failed: &[("t", "cel_error: evaluation failed (message withheld: the transform reads secrets)")],
+            ..T0
+        },
+        T {
             name: "a header value with a line break fails the step",
             transforms: "    - name: t\n      set_headers: {x-n: '\"a\\nb\"'}\n",
             want_failed: &[("t", "invalid_header_value")],

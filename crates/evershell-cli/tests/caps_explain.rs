@@ -108,6 +108,11 @@ fn the_documented_gitlab_policy_admits_exactly_the_contributor_requests() {
             false,
         ),
         (
+            format!("POST {p}/repository/branches?branch=evershell/x;branch=main&ref=main"),
+            None,
+            false,
+        ),
+        (
             format!("POST {p}/repository/commits"),
             Some(commit_main),
             true,

@@ -22,6 +22,16 @@ const CAPS: &str = r#"- name: echo
       remove_headers: [x-team]
   budgets:
     requests: {limit: 2, per: task}
+- name: echo-basic
+  type: http
+  allow:
+    - name: basic
+      domains: [echo.evershell.test]
+      methods: [GET]
+      paths: [/basic/**]
+  transforms:
+    - name: login
+      auth: echo-basic
 "#;
 
 const TENANT: &str = "tenant-5f0c2a9e-secret";
@@ -37,7 +47,7 @@ async fn predicates_transforms_and_budgets_apply_to_agent_traffic() {
     };
     let script = vec![
         common::bash(&format!(
-            "{}; {}; {}; {}",
+            "{}; {}; {}; {}; curl -sS -o /dev/null https://{ECHO_HOST}/basic/x",
             post("red"),
             post("blue"),
             post("blue"),
@@ -57,6 +67,14 @@ async fn predicates_transforms_and_budgets_apply_to_agent_traffic() {
     )
     .await
     .expect("secret stored");
+    let basic = serde_json::from_value(serde_json::json!({
+        "name": "echo-basic", "provider": "echo", "kind": "basic_auth", "password": "s3cret",
+        "provider_config": {"username": "bot"},
+    }))
+    .expect("credential body");
+    evershell_server::admin::create_credential(&ctx.store, &ctx.master, "default", basic)
+        .await
+        .expect("basic_auth credential stored");
 
     let (ws, task) = common::submit(&world, "policy", "exercise the policy").await;
     let done = common::wait_task(
@@ -79,7 +97,25 @@ async fn predicates_transforms_and_budgets_apply_to_agent_traffic() {
         "red refused by match, two blue admitted, third over budget"
     );
 
-    let seen = world.echo.requests();
+    let all_seen = world.echo.requests();
+    let basic = all_seen
+        .iter()
+        .find(|r| r.path == "/basic/x")
+        .expect("the basic_auth request arrived");
+    let authorization = basic
+        .headers
+        .iter()
+        .find(|(k, _)| k == "authorization")
+        .map(|(_, v)| v.as_str());
+    assert_eq!(
+        authorization,
+        Some("Basic Ym90OnMzY3JldA=="),
+        "basic_auth stamped from the stored credential"
+    );
+    let seen: Vec<_> = all_seen
+        .iter()
+        .filter(|r| r.path == "/v1/messages")
+        .collect();
     assert_eq!(seen.len(), 2, "only admitted requests reach the upstream");
     for request in &seen {
         let header = |name: &str| {
@@ -102,7 +138,7 @@ async fn predicates_transforms_and_budgets_apply_to_agent_traffic() {
         .iter()
         .filter(|r| r["destination"] == ECHO_HOST)
         .collect();
-    assert_eq!(echo_rows.len(), 4);
+    assert_eq!(echo_rows.len(), 5);
     assert!(echo_rows
         .iter()
         .any(|r| r["decision"] == "deny" && r["reason"] == "budget_exceeded:requests"));

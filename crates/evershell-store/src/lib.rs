@@ -38,7 +38,7 @@ use crate::backend::{Backend, Location};
 pub use audit::{AuditFilter, AuditQuery, FilterOp, Order, FILTERABLE_COLUMNS};
 pub use docs::DocTable;
 pub use identity::{ApiKeyAuth, ApiKeyMeta, MembershipView, NewApiKey, UserLogin};
-pub use named_secrets::SecretMeta;
+pub use named_secrets::{NewSecret, SecretMeta};
 pub use workspaces::{AgentEventBatch, WorkspaceRuntimeRow};
 
 /// A store failure. `NotFound` and `Conflict` are expected outcomes callers

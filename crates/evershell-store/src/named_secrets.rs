@@ -3,6 +3,7 @@
 //! encrypted (see `secrets`) and read only by the proxy.
 
 use chrono::Utc;
+use evershell_core::AuditEvent;
 use serde::Serialize;
 use zeroize::Zeroizing;
 
@@ -18,41 +19,72 @@ pub struct SecretMeta {
     pub created_by: String,
 }
 
+/// A secret to store.
+pub struct NewSecret<'a> {
+    pub org_id: &'a str,
+    pub name: &'a str,
+    pub value: &'a [u8],
+    pub created_by: &'a str,
+    /// Replace an existing value instead of refusing with `Conflict`.
+    pub replace: bool,
+}
+
 fn value_ref(org_id: &str, name: &str) -> String {
     format!("secret:{org_id}:{name}")
 }
 
 impl Store {
-    /// Stores secret `name` of `org_id`. With `replace` false an existing
-    /// secret is a `Conflict`; with `replace` true its value is replaced.
+    /// Stores secret `name` of `org_id` together with the audit rows that
+    /// report it, in one transaction. With `replace` false an existing
+    /// secret is a `Conflict` (decided by the insert itself, so two racing
+    /// creators cannot both succeed); with `replace` true its value is
+    /// replaced.
     pub async fn put_named_secret(
         &self,
         master: &MasterKey,
-        org_id: &str,
-        name: &str,
-        value: &[u8],
-        created_by: &str,
-        replace: bool,
+        secret: NewSecret<'_>,
+        rows: &[AuditEvent],
     ) -> Result<()> {
+        let NewSecret {
+            org_id,
+            name,
+            value,
+            created_by,
+            replace,
+        } = secret;
         let reference = value_ref(org_id, name);
+        let (wrapped, ciphertext) = crate::secrets::seal_value(master, &reference, value)?;
         let now = ts(&Utc::now());
-        let exists = self.secret_meta(org_id, name).await?.is_some();
-        if exists && !replace {
-            return Err(StoreError::Conflict(format!("secret {name:?}")));
-        }
-        self.put_secret(master, &reference, value).await?;
-        sqlx::query(
-            "INSERT INTO secrets (org_id, name, value_ref, created_by, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6) \
-             ON CONFLICT(org_id, name) DO UPDATE SET updated_at = excluded.updated_at",
-        )
+        let on_conflict = if replace {
+            "DO UPDATE SET updated_at = excluded.updated_at"
+        } else {
+            "DO NOTHING"
+        };
+        let mut tx = self.pool.begin().await?;
+        let inserted = sqlx::query(&format!(
+            "INSERT INTO secrets (org_id, name, value_ref, created_by, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT(org_id, name) {on_conflict}"
+        ))
         .bind(org_id)
         .bind(name)
         .bind(&reference)
         .bind(created_by)
         .bind(&now)
         .bind(&now)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
+        if inserted.rows_affected() == 0 {
+            return Err(StoreError::Conflict(format!("secret {name:?}")));
+        }
+        sqlx::query(crate::secrets::UPSERT_VALUE)
+            .bind(&reference)
+            .bind(wrapped)
+            .bind(ciphertext)
+            .bind(&now)
+            .execute(&mut *tx)
+            .await?;
+        crate::audit::insert_rows(&mut tx, self.backend, rows).await?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -105,15 +137,30 @@ impl Store {
         self.get_secret(master, &value_ref(org_id, name)).await
     }
 
-    /// Deletes secret `name`; whether it existed.
-    pub async fn delete_named_secret(&self, org_id: &str, name: &str) -> Result<bool> {
+    /// Deletes secret `name` with the audit rows that report it, in one
+    /// transaction; whether it existed (rows are written only then).
+    pub async fn delete_named_secret(
+        &self,
+        org_id: &str,
+        name: &str,
+        rows: &[AuditEvent],
+    ) -> Result<bool> {
+        let mut tx = self.pool.begin().await?;
         let done = sqlx::query("DELETE FROM secrets WHERE org_id = $1 AND name = $2")
             .bind(org_id)
             .bind(name)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
-        self.delete_secret(&value_ref(org_id, name)).await?;
-        Ok(done.rows_affected() > 0)
+        if done.rows_affected() == 0 {
+            return Ok(false);
+        }
+        sqlx::query("DELETE FROM secret_values WHERE ref = $1")
+            .bind(value_ref(org_id, name))
+            .execute(&mut *tx)
+            .await?;
+        crate::audit::insert_rows(&mut tx, self.backend, rows).await?;
+        tx.commit().await?;
+        Ok(true)
     }
 
     /// `per: workspace` budget counters of a workspace:

@@ -97,6 +97,26 @@ fn open(cipher: &Aes256Gcm, sealed: &[u8], aad: &[u8]) -> Result<Zeroizing<Vec<u
         })
 }
 
+/// `(wrapped_key, ciphertext)` of `value` stored under `reference`: a fresh
+/// data key wrapped by the master key, and the value sealed with it.
+pub(crate) fn seal_value(
+    master: &MasterKey,
+    reference: &str,
+    value: &[u8],
+) -> Result<(Vec<u8>, Vec<u8>)> {
+    let mut data_key = Zeroizing::new([0u8; 32]);
+    rand::rngs::OsRng.fill_bytes(data_key.as_mut());
+    let wrapped = seal(&master.cipher(), data_key.as_ref(), reference.as_bytes())?;
+    let value_cipher = Aes256Gcm::new(Key::<Aes256Gcm>::from_slice(data_key.as_ref()));
+    let ciphertext = seal(&value_cipher, value, reference.as_bytes())?;
+    Ok((wrapped, ciphertext))
+}
+
+/// The upsert of a sealed value (`$1` ref, `$2` wrapped key, `$3`
+/// ciphertext, `$4` time).
+pub(crate) const UPSERT_VALUE: &str = "INSERT INTO secret_values (ref, wrapped_key, ciphertext, created_at) VALUES ($1, $2, $3, $4) \
+     ON CONFLICT(ref) DO UPDATE SET wrapped_key = excluded.wrapped_key, ciphertext = excluded.ciphertext";
+
 impl Store {
     /// Encrypts `value` and stores it under `reference`, replacing any
     /// previous value.
@@ -106,21 +126,14 @@ impl Store {
         reference: &str,
         value: &[u8],
     ) -> Result<()> {
-        let mut data_key = Zeroizing::new([0u8; 32]);
-        rand::rngs::OsRng.fill_bytes(data_key.as_mut());
-        let wrapped = seal(&master.cipher(), data_key.as_ref(), reference.as_bytes())?;
-        let value_cipher = Aes256Gcm::new(Key::<Aes256Gcm>::from_slice(data_key.as_ref()));
-        let ciphertext = seal(&value_cipher, value, reference.as_bytes())?;
-        sqlx::query(
-            "INSERT INTO secret_values (ref, wrapped_key, ciphertext, created_at) VALUES ($1, $2, $3, $4) \
-             ON CONFLICT(ref) DO UPDATE SET wrapped_key = excluded.wrapped_key, ciphertext = excluded.ciphertext",
-        )
-        .bind(reference)
-        .bind(wrapped)
-        .bind(ciphertext)
-        .bind(ts(&Utc::now()))
-        .execute(&self.pool)
-        .await?;
+        let (wrapped, ciphertext) = seal_value(master, reference, value)?;
+        sqlx::query(UPSERT_VALUE)
+            .bind(reference)
+            .bind(wrapped)
+            .bind(ciphertext)
+            .bind(ts(&Utc::now()))
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 

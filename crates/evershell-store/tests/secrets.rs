@@ -81,15 +81,15 @@ async fn named_secrets_list_names_only_and_refuse_silent_overwrite(db: TestDb) {
     let master = MasterKey::load_or_create(&db.dir.path().join("master.key")).expect("key");
     let org = store.ensure_org("acme", "Acme").await.expect("org");
     store
-        .put_named_secret(&master, &org, "tenant-id", b"t-42", "system", false)
+        .put_named_secret(&master, secret(&org, b"t-42", false), &[])
         .await
         .expect("put");
     let again = store
-        .put_named_secret(&master, &org, "tenant-id", b"t-43", "system", false)
+        .put_named_secret(&master, secret(&org, b"t-43", false), &[])
         .await;
     assert!(again.is_err_and(|e| e.is_unique_violation()));
     store
-        .put_named_secret(&master, &org, "tenant-id", b"t-43", "system", true)
+        .put_named_secret(&master, secret(&org, b"t-43", true), &[])
         .await
         .expect("replace");
     let value = store
@@ -108,7 +108,7 @@ async fn named_secrets_list_names_only_and_refuse_silent_overwrite(db: TestDb) {
         .expect("get")
         .is_none());
     assert!(store
-        .delete_named_secret(&org, "tenant-id")
+        .delete_named_secret(&org, "tenant-id", &[])
         .await
         .expect("delete"));
     assert!(store
@@ -116,4 +116,14 @@ async fn named_secrets_list_names_only_and_refuse_silent_overwrite(db: TestDb) {
         .await
         .expect("get")
         .is_none());
+}
+
+fn secret<'a>(org: &'a str, value: &'a [u8], replace: bool) -> evershell_store::NewSecret<'a> {
+    evershell_store::NewSecret {
+        org_id: org,
+        name: "tenant-id",
+        value,
+        created_by: "system",
+        replace,
+    }
 }

@@ -145,16 +145,18 @@ impl VariableResolver for WithSecrets<'_> {
     }
 }
 
-/// Splits and decodes a raw query string: `&`-separated `key=value` pairs,
-/// `+` read as a space and percent escapes decoded (as HTML forms and most
-/// servers do). Empty pieces are skipped; a piece without `=` has an empty
-/// value.
+/// Splits and decodes a raw query string: `key=value` pairs separated by
+/// `&` or `;`, `+` read as a space and percent escapes decoded (as HTML
+/// forms and most servers do). Some servers (Rack among them) also split on
+/// `;`, so predicates see every pair any server could see: a value that
+/// hides `;branch=main` shows up as a second `branch`. Empty pieces are
+/// skipped; a piece without `=` has an empty value.
 ///
 /// # Errors
 /// A malformed percent escape, or a name or value that is not UTF-8.
 pub(crate) fn decode_query(query: &str) -> Result<Vec<(String, String)>, String> {
     let mut out = Vec::new();
-    for piece in query.split('&').filter(|p| !p.is_empty()) {
+    for piece in query.split(['&', ';']).filter(|p| !p.is_empty()) {
         let (k, v) = piece.split_once('=').unwrap_or((piece, ""));
         out.push((decode_component(k)?, decode_component(v)?));
     }

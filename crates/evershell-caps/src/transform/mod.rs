@@ -114,13 +114,25 @@ pub fn apply_transforms(
                 match apply_rewrite(rewrite, req, vars, ctx.secrets) {
                     Ok(()) => out.applied += 1,
                     Err(reason) => {
-                        out.failed.insert(step.name().to_owned(), reason);
+                        out.failed
+                            .insert(step.name().to_owned(), redact(step, reason));
                     }
                 }
             }
         }
     }
     out
+}
+
+/// A failure reason that cannot carry a secret. The evaluator's message of
+/// an expression that reads `secrets[…]` may quote the secret's value
+/// (`String("…") + Int(5)`), and failure reasons go to the audit log; such
+/// messages are replaced by their kind.
+fn redact(step: &TransformStep, reason: String) -> String {
+    if step.secrets_needed().is_empty() || !reason.starts_with("cel_error") {
+        return reason;
+    }
+    "cel_error: evaluation failed (message withheld: the transform reads secrets)".to_owned()
 }
 
 impl TransformStep {

@@ -25,9 +25,13 @@ pub enum AdminCommand {
         /// Upstream the credential is for: anthropic, openai, github, …
         #[arg(long)]
         provider: String,
-        /// Credential kind.
+        /// Credential kind: api_key, query_api_key or basic_auth.
         #[arg(long, default_value = "api_key")]
         kind: String,
+        /// A provider_config entry KEY=VALUE (repeatable), e.g.
+        /// username=bot for basic_auth or param=key for query_api_key.
+        #[arg(long = "config", value_name = "KEY=VALUE")]
+        config: Vec<String>,
     },
     /// Create a user who signs in with a password (read from standard
     /// input) and make them a member of an org.
@@ -85,14 +89,15 @@ fn read_stdin() -> anyhow::Result<String> {
 }
 
 pub async fn run(out: Output, cmd: AdminCommand) -> anyhow::Result<ExitCode> {
-    let (data_dir, org, name, provider, kind) = match cmd {
+    let (data_dir, org, name, provider, kind, config) = match cmd {
         AdminCommand::CreateCredential {
             data_dir,
             org,
             name,
             provider,
             kind,
-        } => (data_dir, org, name, provider, kind),
+            config,
+        } => (data_dir, org, name, provider, kind, config),
         AdminCommand::CreateUser {
             data_dir,
             email,
@@ -148,8 +153,22 @@ pub async fn run(out: Output, cmd: AdminCommand) -> anyhow::Result<ExitCode> {
     };
     let data_dir = data_dir_or_default(data_dir)?;
     let secret = read_stdin()?;
+    let mut provider_config = serde_json::Map::new();
+    for entry in config {
+        let (key, value) = entry
+            .split_once('=')
+            .ok_or_else(|| anyhow::anyhow!("--config takes KEY=VALUE, got {entry:?}"))?;
+        provider_config.insert(key.to_string(), value.into());
+    }
+    // basic_auth keeps its secret as `password`, the other kinds as `api_key`.
+    let field = if kind == "basic_auth" {
+        "password"
+    } else {
+        "api_key"
+    };
     let body = serde_json::from_value(json!({
-        "name": name, "provider": provider, "kind": kind, "api_key": secret,
+        "name": name, "provider": provider, "kind": kind, field: secret,
+        "provider_config": provider_config,
     }))?;
     let admin = evershell_server::admin::Admin::open(&data_dir).await?;
     let credential = admin.create_credential(&org, body).await?;

@@ -23,7 +23,7 @@ use crate::api::validate::Fields;
 use crate::Ctx;
 
 /// Credential kinds the broker can stamp today.
-pub const SUPPORTED_KINDS: &[&str] = &["api_key"];
+pub const SUPPORTED_KINDS: &[&str] = &["api_key", "query_api_key", "basic_auth"];
 
 /// The body of `POST /v1/credentials`.
 #[derive(Deserialize)]
@@ -34,6 +34,9 @@ pub struct CreateCredential {
     pub kind: String,
     #[serde(default)]
     pub api_key: Option<Zeroizing<String>>,
+    /// The secret of a `basic_auth` credential.
+    #[serde(default)]
+    pub password: Option<Zeroizing<String>>,
     #[serde(default)]
     pub scopes: Vec<String>,
     #[serde(default)]
@@ -73,6 +76,42 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(credential)))
 }
 
+/// The secret a credential of `body.kind` stores, checking that the kind's
+/// inputs are present: `api_key` for `api_key` and `query_api_key` (whose
+/// optional `provider_config.param` names the query parameter), `password`
+/// and `provider_config.username` for `basic_auth`.
+fn credential_secret(body: &CreateCredential, fields: &mut Fields) -> Option<Zeroizing<String>> {
+    let present = |v: &Option<Zeroizing<String>>| v.clone().filter(|k| !k.trim().is_empty());
+    let text = |key: &str| {
+        body.provider_config
+            .get(key)
+            .map(|v| v.as_str().is_some_and(|s| !s.is_empty()))
+    };
+    match body.kind.as_str() {
+        "api_key" | "query_api_key" => {
+            if text("param") == Some(false) {
+                fields.add("provider_config.param", "must be a non-empty string");
+            }
+            let secret = present(&body.api_key);
+            if secret.is_none() {
+                fields.add("api_key", format!("required for kind {}", body.kind));
+            }
+            secret
+        }
+        "basic_auth" => {
+            if text("username") != Some(true) {
+                fields.add("provider_config.username", "required for kind basic_auth");
+            }
+            let secret = present(&body.password);
+            if secret.is_none() {
+                fields.add("password", "required for kind basic_auth");
+            }
+            secret
+        }
+        _ => None,
+    }
+}
+
 /// Validates and stores a credential of `org_id`: the value encrypted under
 /// its `durable_ref`, the record, and its `credential_created` row
 /// (committed). Shared by the API and `evershell admin create-credential`.
@@ -88,10 +127,7 @@ pub async fn create_credential(
     fields.slug("name", &body.name);
     fields.non_empty("provider", &body.provider);
     fields.one_of("kind", &body.kind, SUPPORTED_KINDS);
-    let secret = body.api_key.filter(|k| !k.trim().is_empty());
-    if secret.is_none() {
-        fields.add("api_key", "required for kind api_key");
-    }
+    let secret = credential_secret(&body, &mut fields);
     fields.into_result()?;
     let secret = secret.expect("validated above");
 

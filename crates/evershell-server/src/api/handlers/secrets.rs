@@ -8,7 +8,7 @@ use axum::http::StatusCode;
 use axum::Json;
 use evershell_core::{AuditEvent, ErrorCode, EventType};
 use evershell_store::secrets::MasterKey;
-use evershell_store::Store;
+use evershell_store::{NewSecret, Store};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use zeroize::Zeroizing;
@@ -87,17 +87,19 @@ pub async fn delete_one(
     caller: Caller,
     Path(name): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    if !ctx.store.delete_named_secret(&caller.org_id, &name).await? {
-        return Err(ApiError::not_found(ErrorCode::SecretNotFound, "secret"));
-    }
     let mut row = AuditEvent::new(EventType::SecretDeleted, &caller.org_id, &caller.user_id);
     row.subject_type = Some("secret".into());
     row.subject_id = Some(name.clone());
     row.summary = Some(format!("{} deleted secret {name}", caller.user_id));
-    ctx.audit
-        .record_row(row)
-        .await
-        .map_err(ApiError::unavailable)?;
+    let rows = std::slice::from_ref(&row);
+    if !ctx
+        .store
+        .delete_named_secret(&caller.org_id, &name, rows)
+        .await?
+    {
+        return Err(ApiError::not_found(ErrorCode::SecretNotFound, "secret"));
+    }
+    ctx.audit.publish(rows);
     Ok(Json(json!({ "name": name, "status": "deleted" })))
 }
 
@@ -118,8 +120,20 @@ pub async fn put_secret(
     fields.non_empty("value", value);
     fields.max_len("value", value, MAX_VALUE_BYTES);
     fields.into_result()?;
+    let mut row = AuditEvent::new(EventType::SecretCreated, org_id, user_id);
+    row.subject_type = Some("secret".into());
+    row.subject_id = Some(name.to_string());
+    let verb = if replace { "set" } else { "created" };
+    row.summary = Some(format!("{user_id} {verb} secret {name}"));
+    let secret = NewSecret {
+        org_id,
+        name,
+        value: value.as_bytes(),
+        created_by: user_id,
+        replace,
+    };
     let stored = store
-        .put_named_secret(master, org_id, name, value.as_bytes(), user_id, replace)
+        .put_named_secret(master, secret, std::slice::from_ref(&row))
         .await;
     if let Err(e) = stored {
         if e.is_unique_violation() {
@@ -130,11 +144,5 @@ pub async fn put_secret(
         }
         return Err(e.into());
     }
-    let mut row = AuditEvent::new(EventType::SecretCreated, org_id, user_id);
-    row.subject_type = Some("secret".into());
-    row.subject_id = Some(name.to_string());
-    let verb = if replace { "set" } else { "created" };
-    row.summary = Some(format!("{user_id} {verb} secret {name}"));
-    store.insert_audit(std::slice::from_ref(&row)).await?;
     Ok(row)
 }
