@@ -14,7 +14,22 @@ use serde_json::Value;
 pub struct Profile {
     pub url: String,
     pub slug: String,
+    #[serde(default)]
     pub api_key: String,
+    /// A session token from `evershell login --email`, sent when no API
+    /// key is set; it expires after 12 hours.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+}
+
+impl Profile {
+    /// The bearer credential: the API key, else the session token.
+    pub fn bearer(&self) -> &str {
+        match (&self.api_key, &self.token) {
+            (key, Some(token)) if key.is_empty() => token,
+            (key, _) => key,
+        }
+    }
 }
 
 /// `~/.config/evershell/credentials`.
@@ -76,7 +91,7 @@ pub fn load_profile(name: &str) -> anyhow::Result<Profile> {
     if let Ok(key) = std::env::var("EVERSHELL_API_KEY") {
         profile.api_key = key;
     }
-    if profile.url.is_empty() || profile.api_key.is_empty() {
+    if profile.url.is_empty() || profile.bearer().is_empty() {
         anyhow::bail!("not logged in: run `evershell up` or `evershell login` (profile {name:?})");
     }
     Ok(profile)
@@ -132,7 +147,7 @@ impl Client {
     pub fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
         self.http
             .request(method, self.url(path))
-            .bearer_auth(&self.profile.api_key)
+            .bearer_auth(self.profile.bearer())
     }
 
     /// Sends `request` and decodes a success body, or returns the API error.

@@ -139,6 +139,7 @@ impl DemoWorld {
             url: format!("http://{}", server.addr),
             slug: server.bootstrap.org_slug.clone(),
             api_key,
+            token: None,
         });
         Ok(DemoWorld {
             dir,

@@ -99,3 +99,47 @@ pub async fn set_secret(
     .map(drop)
     .map_err(|e| anyhow::anyhow!("{}: {}", e.slug.unwrap_or(e.code.as_str()), e.message))
 }
+
+/// Member roles `evershell admin create-user` accepts.
+pub const MEMBER_ROLES: [&str; 3] = ["owner", "operator", "member"];
+
+/// Creates user `email` with `password` (or sets the password of an
+/// existing user) and makes it a member of org `org_slug` with `role`;
+/// returns the user id. An existing membership keeps its role.
+pub async fn create_user(
+    store: &Store,
+    org_slug: &str,
+    email: &str,
+    role: &str,
+    password: &str,
+) -> anyhow::Result<String> {
+    anyhow::ensure!(
+        MEMBER_ROLES.contains(&role),
+        "role {role:?} is not one of owner, operator, member"
+    );
+    let email = email.trim().to_ascii_lowercase();
+    anyhow::ensure!(
+        email.contains('@') && !email.starts_with('@') && !email.ends_with('@'),
+        "{email:?} is not an email address"
+    );
+    anyhow::ensure!(!password.is_empty(), "the password is empty");
+    let org_id = store
+        .org_id_by_slug(org_slug)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("no org {org_slug:?}"))?;
+    let password = password.to_string();
+    let hash =
+        tokio::task::spawn_blocking(move || crate::identity::password::hash(&password)).await??;
+    let user_id = store.ensure_member(&org_id, &email, role).await?;
+    store.set_password_hash(&user_id, &hash).await?;
+    Ok(user_id)
+}
+
+/// Adds a session signing key and makes it current; returns its id. Tokens
+/// signed by older keys keep verifying until they expire, and running
+/// servers pick the new key up on the first token that names it.
+pub async fn rotate_session_key(store: &Store, master: Arc<MasterKey>) -> anyhow::Result<String> {
+    Ok(crate::identity::SessionKeys::new(master)
+        .rotate(store)
+        .await?)
+}

@@ -10,6 +10,7 @@ mod audit_sink;
 mod bootstrap;
 mod broker;
 mod config;
+pub mod identity;
 mod orchestrator;
 
 use std::sync::Arc;
@@ -39,6 +40,8 @@ pub struct Ctx {
     pub master: Arc<MasterKey>,
     /// Installation pepper of API key hashes.
     pub pepper: String,
+    /// Session token signing keys.
+    pub sessions: identity::SessionKeys,
     pub audit: Arc<AuditWriter>,
     pub orchestrator: Arc<Orchestrator>,
     pub config: ServerConfig,
@@ -61,7 +64,8 @@ impl Ctx {
         let who = caller
             .api_key_label
             .as_deref()
-            .map(|l| format!("api key {l:?}"));
+            .map(|l| format!("api key {l:?}"))
+            .or_else(|| caller.email.clone());
         row.summary = Some(format!(
             "{} {summary}",
             who.unwrap_or_else(|| caller.user_id.clone())
@@ -129,13 +133,16 @@ pub async fn start(mut config: ServerConfig) -> anyhow::Result<RunningServer> {
         .setting_or_insert("api_key_pepper", &api::auth::new_pepper())
         .await?;
     let audit = AuditWriter::start(store.clone());
+    tokio::task::spawn_blocking(identity::password::warm_up);
 
     let ca = bootstrap::platform_ca(&store, &master).await?;
     let orchestrator = Orchestrator::new(&config, &store, &master, &audit, ca)?;
+    let sessions = identity::SessionKeys::new(master.clone());
     let ctx = Arc::new(Ctx {
         store,
         master,
         pepper,
+        sessions,
         audit,
         orchestrator,
         config,
@@ -180,6 +187,10 @@ pub fn app(ctx: Arc<Ctx>) -> Router {
     let limit = ctx.config.body_limit_bytes;
     Router::new()
         .merge(api::routes::router(ctx.clone()))
+        .route(
+            "/auth/sign-in",
+            axum::routing::post(api::handlers::sign_in::sign_in),
+        )
         .route("/healthz", axum::routing::get(|| async { "ok" }))
         .fallback(api::fallback)
         .layer(axum::extract::DefaultBodyLimit::max(limit))

@@ -145,3 +145,157 @@ impl Store {
         }))
     }
 }
+
+/// A user's sign-in material: `password_hash` is `None` for users who sign
+/// in only through an identity provider.
+#[derive(Debug, Clone)]
+pub struct UserLogin {
+    pub user_id: String,
+    pub password_hash: Option<String>,
+}
+
+/// A user's membership of one org, as a session resolves it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MembershipView {
+    pub org_id: String,
+    pub org_slug: String,
+    pub user_id: String,
+    pub email: String,
+    pub role: String,
+}
+
+/// An API key's metadata (never its secret).
+#[derive(Debug, Clone)]
+pub struct ApiKeyMeta {
+    pub id: String,
+    pub label: String,
+    pub prefix: String,
+    pub permission_set: String,
+    pub created_by: String,
+    pub created_at: String,
+    pub last_used_at: Option<String>,
+    pub expires_at: Option<String>,
+}
+
+type MembershipRow = (String, String, String, String, String);
+
+fn membership(row: MembershipRow) -> MembershipView {
+    let (org_id, org_slug, user_id, email, role) = row;
+    MembershipView {
+        org_id,
+        org_slug,
+        user_id,
+        email,
+        role,
+    }
+}
+
+const MEMBERSHIP_SELECT: &str =
+    "SELECT m.org_id, o.slug, u.id, u.email, m.role FROM memberships m \
+     JOIN orgs o ON o.id = m.org_id JOIN users u ON u.id = m.user_id";
+
+impl Store {
+    /// The sign-in material of the user with `email`, if any.
+    pub async fn user_login(&self, email: &str) -> Result<Option<UserLogin>> {
+        let row: Option<(String, Option<String>)> =
+            sqlx::query_as("SELECT id, password_hash FROM users WHERE email = $1")
+                .bind(email)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(row.map(|(user_id, password_hash)| UserLogin {
+            user_id,
+            password_hash,
+        }))
+    }
+
+    /// Replaces the password hash of user `user_id`.
+    pub async fn set_password_hash(&self, user_id: &str, hash: &str) -> Result<()> {
+        sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2")
+            .bind(hash)
+            .bind(user_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// The membership of `user_id` in `org_id`, or `None` once removed.
+    pub async fn membership(&self, org_id: &str, user_id: &str) -> Result<Option<MembershipView>> {
+        let sql = format!("{MEMBERSHIP_SELECT} WHERE m.org_id = $1 AND m.user_id = $2");
+        let row: Option<MembershipRow> = sqlx::query_as(&sql)
+            .bind(org_id)
+            .bind(user_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(membership))
+    }
+
+    /// Every membership of `user_id`, oldest first.
+    pub async fn memberships_of(&self, user_id: &str) -> Result<Vec<MembershipView>> {
+        let sql = format!("{MEMBERSHIP_SELECT} WHERE m.user_id = $1 ORDER BY m.created_at, m.id");
+        let rows: Vec<MembershipRow> = sqlx::query_as(&sql)
+            .bind(user_id)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.into_iter().map(membership).collect())
+    }
+
+    /// Removes `user_id` from `org_id`; returns whether a row went away.
+    pub async fn remove_membership(&self, org_id: &str, user_id: &str) -> Result<bool> {
+        let done = sqlx::query("DELETE FROM memberships WHERE org_id = $1 AND user_id = $2")
+            .bind(org_id)
+            .bind(user_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// The unrevoked keys of `org_id`, oldest first.
+    pub async fn list_api_keys(&self, org_id: &str) -> Result<Vec<ApiKeyMeta>> {
+        type Row = (
+            String,
+            String,
+            String,
+            String,
+            String,
+            String,
+            Option<String>,
+            Option<String>,
+        );
+        let rows: Vec<Row> = sqlx::query_as(
+            "SELECT id, label, prefix, permission_set, created_by, created_at, last_used_at, \
+             expires_at FROM api_keys WHERE org_id = $1 AND revoked_at IS NULL \
+             ORDER BY created_at, id",
+        )
+        .bind(org_id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| ApiKeyMeta {
+                id: r.0,
+                label: r.1,
+                prefix: r.2,
+                permission_set: r.3,
+                created_by: r.4,
+                created_at: r.5,
+                last_used_at: r.6,
+                expires_at: r.7,
+            })
+            .collect())
+    }
+
+    /// Revokes key `id` of `org_id`; `false` when no live key of the org has
+    /// that id. Revocation is read by every authentication (no cache).
+    pub async fn revoke_api_key(&self, org_id: &str, id: &str) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND org_id = $3 \
+             AND revoked_at IS NULL",
+        )
+        .bind(ts(&Utc::now()))
+        .bind(id)
+        .bind(org_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() > 0)
+    }
+}

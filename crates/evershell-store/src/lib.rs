@@ -37,7 +37,7 @@ use crate::backend::{Backend, Location};
 
 pub use audit::{AuditFilter, AuditQuery, FilterOp, Order, FILTERABLE_COLUMNS};
 pub use docs::DocTable;
-pub use identity::{ApiKeyAuth, NewApiKey};
+pub use identity::{ApiKeyAuth, ApiKeyMeta, MembershipView, NewApiKey, UserLogin};
 pub use named_secrets::{NewSecret, SecretMeta};
 pub use workspaces::{AgentEventBatch, WorkspaceRuntimeRow};
 

@@ -28,4 +28,17 @@ impl Store {
             .await?
             .expect("the setting was just inserted or already present"))
     }
+
+    /// Stores `value` under `name`, replacing any previous value.
+    pub async fn set_setting(&self, name: &str, value: &str) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO settings (name, value) VALUES ($1, $2) \
+             ON CONFLICT(name) DO UPDATE SET value = excluded.value",
+        )
+        .bind(name)
+        .bind(value)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
 }

@@ -33,6 +33,27 @@ pub enum AdminCommand {
         #[arg(long = "config", value_name = "KEY=VALUE")]
         config: Vec<String>,
     },
+    /// Create a user who signs in with a password (read from standard
+    /// input) and make them a member of an org.
+    CreateUser {
+        /// Data directory of the installation.
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        email: String,
+        /// Org slug.
+        #[arg(long, default_value = "default")]
+        org: String,
+        /// Member role: owner, operator or member.
+        #[arg(long, value_parser = ["owner", "operator", "member"])]
+        role: String,
+    },
+    /// Add a session signing key and make it current (older keys keep
+    /// verifying the tokens they signed until those expire).
+    RotateSessionKey {
+        /// Data directory of the installation.
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
     /// Store an org secret (its value read from standard input), referenced
     /// by transforms as secrets["NAME"].
     SetSecret {
@@ -56,6 +77,11 @@ fn data_dir_or_default(dir: Option<PathBuf>) -> anyhow::Result<PathBuf> {
     }
 }
 
+/// Passwords are not kept in memory longer than needed.
+fn zeroize_string(value: String) -> zeroize::Zeroizing<String> {
+    zeroize::Zeroizing::new(value)
+}
+
 fn read_stdin() -> anyhow::Result<String> {
     let mut value = String::new();
     std::io::stdin().read_to_string(&mut value)?;
@@ -72,6 +98,35 @@ pub async fn run(out: Output, cmd: AdminCommand) -> anyhow::Result<ExitCode> {
             kind,
             config,
         } => (data_dir, org, name, provider, kind, config),
+        AdminCommand::CreateUser {
+            data_dir,
+            email,
+            org,
+            role,
+        } => {
+            let password = zeroize_string(read_stdin()?);
+            let admin =
+                evershell_server::admin::Admin::open(&data_dir_or_default(data_dir)?).await?;
+            let user_id =
+                evershell_server::admin::create_user(&admin.store, &org, &email, &role, &password)
+                    .await?;
+            out.print(
+                &json!({ "user_id": user_id, "email": email, "org": org, "role": role }),
+                |_| format!("created user {email} ({user_id}) as {role} of org {org}"),
+            );
+            return Ok(ExitCode::SUCCESS);
+        }
+        AdminCommand::RotateSessionKey { data_dir } => {
+            let admin =
+                evershell_server::admin::Admin::open(&data_dir_or_default(data_dir)?).await?;
+            let kid =
+                evershell_server::admin::rotate_session_key(&admin.store, admin.master.clone())
+                    .await?;
+            out.print(&json!({ "kid": kid, "status": "current" }), |_| {
+                format!("session signing key {kid} is now current")
+            });
+            return Ok(ExitCode::SUCCESS);
+        }
         AdminCommand::SetSecret {
             data_dir,
             org,

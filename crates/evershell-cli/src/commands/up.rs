@@ -55,6 +55,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
             url: url.clone(),
             slug: server.bootstrap.org_slug.clone(),
             api_key: api_key.clone(),
+            token: None,
         };
         let path = save_profile("default", &profile)?;
         eprintln!(

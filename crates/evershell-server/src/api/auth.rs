@@ -1,13 +1,13 @@
-//! Who is calling: API-key authentication, the caller's scopes, and `:own`
-//! narrowing. Session JWTs and the console cookie come with identity work;
-//! until then a bearer token that is not a live API key is `401`.
+//! Who is calling: a caller is an API key (`sk_…`) or a person's session
+//! token (`eyJ…`, see [`crate::identity::jwt`]), with its scopes and `:own`
+//! narrowing. Every failure to authenticate is the same `401`.
 
 use std::sync::Arc;
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use base64::Engine;
-use evershell_core::scope::{permission_set, Scope};
+use evershell_core::scope::{member_role_scopes, permission_set, Scope};
 use evershell_core::ErrorCode;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
@@ -22,6 +22,9 @@ pub struct Caller {
     pub org_slug: String,
     /// `system` for API keys.
     pub user_id: String,
+    /// The person's email and member role (sessions only).
+    pub email: Option<String>,
+    pub role: Option<String>,
     pub scopes: Vec<Scope>,
     pub api_key_label: Option<String>,
     pub api_key_permission_set: Option<String>,
@@ -133,40 +136,117 @@ impl FromRequestParts<Arc<Ctx>> for Caller {
             .extensions
             .get::<super::routes::AllowsQueryKey>()
             .is_some();
-        let token = bearer(parts).or_else(|| if sse { query_api_key(parts) } else { None });
-        let Some(token) = token else {
-            return Err(ApiError::new(
-                ErrorCode::Unauthenticated,
-                "missing credentials",
-            ));
-        };
-        if !token.starts_with("sk_") {
-            return Err(ApiError::new(
-                ErrorCode::Unauthenticated,
-                "invalid credentials",
-            ));
-        }
-        let hash = hash_key(&ctx.pepper, &token);
-        let Some(key) = ctx.store.authenticate_api_key(&hash).await? else {
-            return Err(ApiError::new(
-                ErrorCode::Unauthenticated,
-                "invalid credentials",
-            ));
-        };
-        let scopes = permission_set(&key.permission_set)
-            .unwrap_or_default()
-            .to_vec();
-        let caller = Caller {
-            org_id: key.org_id,
-            org_slug: key.org_slug,
-            user_id: "system".to_string(),
-            scopes,
-            api_key_label: Some(key.label),
-            api_key_permission_set: Some(key.permission_set),
+        let caller = match bearer(parts) {
+            Some(token) if token.starts_with("sk_") => key_caller(ctx, &token).await?,
+            Some(token) if token.starts_with("eyJ") => {
+                session_caller(ctx, &token, org_header(parts)).await?
+            }
+            Some(_) => return Err(invalid()),
+            // A query string ends up in logs and browser history, so only
+            // API keys, and only on SSE routes, travel there; never a JWT.
+            None => match query_api_key(parts).filter(|_| sse) {
+                Some(token) if token.starts_with("sk_") => key_caller(ctx, &token).await?,
+                Some(_) => return Err(invalid()),
+                None => {
+                    return Err(ApiError::new(
+                        ErrorCode::Unauthenticated,
+                        "missing credentials",
+                    ))
+                }
+            },
         };
         parts.extensions.insert(caller.clone());
         Ok(caller)
     }
+}
+
+fn invalid() -> ApiError {
+    ApiError::new(ErrorCode::Unauthenticated, "invalid credentials")
+}
+
+async fn key_caller(ctx: &Ctx, token: &str) -> Result<Caller, ApiError> {
+    let hash = hash_key(&ctx.pepper, token);
+    let Some(key) = ctx.store.authenticate_api_key(&hash).await? else {
+        return Err(invalid());
+    };
+    let scopes = permission_set(&key.permission_set)
+        .unwrap_or_default()
+        .to_vec();
+    Ok(Caller {
+        org_id: key.org_id,
+        org_slug: key.org_slug,
+        user_id: "system".to_string(),
+        email: None,
+        role: None,
+        scopes,
+        api_key_label: Some(key.label),
+        api_key_permission_set: Some(key.permission_set),
+    })
+}
+
+/// The org a session caller names with `Evershell-Org: <slug>`, if any.
+fn org_header(parts: &Parts) -> Option<String> {
+    let value = parts.headers.get("evershell-org")?.to_str().ok()?;
+    Some(value.trim().to_string())
+}
+
+/// A session caller: the token must verify and its user must still be a
+/// member of the org it acts in (membership is read on every request, so a
+/// removed member is refused at once). The org is the token's, or the one
+/// `Evershell-Org` names, where a non-member gets `403`.
+async fn session_caller(
+    ctx: &Ctx,
+    token: &str,
+    org_slug: Option<String>,
+) -> Result<Caller, ApiError> {
+    let now = chrono::Utc::now().timestamp();
+    let claims = match ctx.sessions.verify(&ctx.store, token, now).await {
+        Ok(claims) => claims,
+        Err(crate::identity::jwt::TokenError::Store(e)) => return Err(e.into()),
+        Err(e) => {
+            tracing::debug!(error = %e, "session token refused");
+            return Err(invalid());
+        }
+    };
+    let Some(mut member) = ctx.store.membership(&claims.org, &claims.sub).await? else {
+        return Err(invalid());
+    };
+    if let Some(slug) = org_slug.filter(|slug| *slug != member.org_slug) {
+        member = named_org_membership(ctx, &slug, &claims.sub).await?;
+    }
+    let scopes = member_role_scopes(&member.role)
+        .unwrap_or_default()
+        .to_vec();
+    Ok(Caller {
+        org_id: member.org_id,
+        org_slug: member.org_slug,
+        user_id: member.user_id,
+        email: Some(member.email),
+        role: Some(member.role),
+        scopes,
+        api_key_label: None,
+        api_key_permission_set: None,
+    })
+}
+
+async fn named_org_membership(
+    ctx: &Ctx,
+    slug: &str,
+    user_id: &str,
+) -> Result<evershell_store::MembershipView, ApiError> {
+    let denied = || {
+        ApiError::new(
+            ErrorCode::PermissionDenied,
+            "the caller is not a member of the org it names",
+        )
+    };
+    let Some(org_id) = ctx.store.org_id_by_slug(slug).await? else {
+        return Err(denied());
+    };
+    ctx.store
+        .membership(&org_id, user_id)
+        .await?
+        .ok_or_else(denied)
 }
 
 #[cfg(test)]
@@ -191,6 +271,8 @@ mod tests {
             org_id: "org".into(),
             org_slug: "default".into(),
             user_id: "system".into(),
+            email: None,
+            role: None,
             scopes: vec![Scope::WorkspaceRead, Scope::WorkspaceWrite],
             api_key_label: None,
             api_key_permission_set: None,

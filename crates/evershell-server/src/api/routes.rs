@@ -16,7 +16,7 @@ use evershell_core::{ErrorCode, Scope};
 use super::auth::Caller;
 use super::error::ApiError;
 use super::handlers::{
-    audit, config, credentials, providers, roles, secrets, stream, tasks, workspaces,
+    api_keys, audit, config, credentials, providers, roles, secrets, stream, tasks, workspaces,
 };
 use crate::Ctx;
 
@@ -59,6 +59,7 @@ const SUBMIT: Access = Access::AllOf(&[
 ]);
 const CAPS_WRITE: Access = Access::AnyOf(&[CapsWrite]);
 const SECRETS_WRITE: Access = Access::AnyOf(&[SecretsWrite]);
+const APIKEYS_WRITE: Access = Access::AnyOf(&[ApikeysWrite]);
 const AUTH_WRITE: Access = Access::AnyOf(&[AuthWrite, AuthWriteOwn]);
 
 macro_rules! table {
@@ -77,6 +78,9 @@ pub fn table() -> Vec<RouteSpec> {
     table! {
         GET "/v1/me/session" => Access::SignedIn;
         GET "/v1/config" => Access::SignedIn;
+        GET "/v1/api-keys" => APIKEYS_WRITE;
+        POST "/v1/api-keys" => APIKEYS_WRITE;
+        DELETE "/v1/api-keys/{id}" => APIKEYS_WRITE;
         GET "/v1/providers" => Access::SignedIn;
         POST "/v1/providers" => CAPS_WRITE;
         GET "/v1/providers/{id}" => Access::SignedIn;
@@ -109,6 +113,9 @@ fn handler(method: &Method, path: &str) -> MethodRouter<Arc<Ctx>> {
     match (method.as_str(), path) {
         ("GET", "/v1/me/session") => get(config::me_session),
         ("GET", "/v1/config") => get(config::get_config),
+        ("GET", "/v1/api-keys") => get(api_keys::list),
+        ("POST", "/v1/api-keys") => post(api_keys::create),
+        ("DELETE", "/v1/api-keys/{id}") => delete(api_keys::delete_one),
         ("GET", "/v1/providers") => get(providers::list),
         ("POST", "/v1/providers") => post(providers::create),
         ("GET", "/v1/providers/{id}") => get(providers::get_one),

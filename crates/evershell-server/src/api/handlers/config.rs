@@ -10,18 +10,33 @@ use crate::api::auth::Caller;
 use crate::api::error::ApiResult;
 use crate::Ctx;
 
+/// The caller's identity; `memberships` lists every org of a session's
+/// user (empty for API keys).
 pub async fn me_session(State(ctx): State<Arc<Ctx>>, caller: Caller) -> ApiResult<Json<Value>> {
     let permissions: Vec<&str> = caller.scopes.iter().map(|s| s.as_str()).collect();
-    let _ = &ctx;
-    Ok(Json(json!({
+    let mut body = json!({
         "user_id": caller.user_id,
         "org_id": caller.org_id,
         "org_slug": caller.org_slug,
         "permissions": permissions,
         "memberships": [],
-        "api_key_label": caller.api_key_label,
-        "api_key_permission_set": caller.api_key_permission_set,
-    })))
+    });
+    if caller.api_key_label.is_some() {
+        body["api_key_label"] = json!(caller.api_key_label);
+        body["api_key_permission_set"] = json!(caller.api_key_permission_set);
+        return Ok(Json(body));
+    }
+    let memberships: Vec<Value> = ctx
+        .store
+        .memberships_of(&caller.user_id)
+        .await?
+        .into_iter()
+        .map(|m| json!({ "org_id": m.org_id, "slug": m.org_slug, "role": m.role }))
+        .collect();
+    body["email"] = json!(caller.email);
+    body["role"] = json!(caller.role);
+    body["memberships"] = json!(memberships);
+    Ok(Json(body))
 }
 
 pub async fn get_config(State(ctx): State<Arc<Ctx>>, _caller: Caller) -> Json<Value> {
