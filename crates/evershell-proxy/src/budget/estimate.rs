@@ -35,6 +35,29 @@ pub(crate) fn output_cap(body: &[u8]) -> Option<u64> {
     scan.found().iter().map(|&(_, value)| value).max()
 }
 
+/// The output-token cap an output-token budget reserves for `body`: the
+/// largest cap the body sets, whether spelled plainly (every repeated key
+/// counts) or with escapes only a JSON parser sees (`"max\u005ftokens"`).
+/// A request without a cap, or whose cap is not a non-negative integer, is
+/// refused: its cost could not be bounded before it is sent.
+pub(crate) fn checked_output_cap(body: Option<&[u8]>) -> Result<u64, &'static str> {
+    let body = body.ok_or("output_cap_required")?;
+    let json: Value = serde_json::from_slice(body).map_err(|_| "output_cap_required")?;
+    let mut parsed: Option<u64> = None;
+    for path in CAP_PATHS {
+        let value = path.iter().try_fold(&json, |v, key| v.get(*key));
+        if let Some(value) = value {
+            let cap = value.as_u64().ok_or("invalid_output_cap")?;
+            parsed = Some(parsed.map_or(cap, |p| p.max(cap)));
+        }
+    }
+    let scanned = output_cap(body);
+    match (parsed, scanned) {
+        (None, None) => Err("output_cap_required"),
+        (a, b) => Ok(a.unwrap_or(0).max(b.unwrap_or(0))),
+    }
+}
+
 /// The input-token estimate of a request body of `len` bytes.
 pub(crate) fn input_estimate(len: u64) -> u64 {
     len.div_ceil(BYTES_PER_INPUT_TOKEN)
@@ -67,6 +90,35 @@ pub(crate) fn clamp_output_cap(body: &[u8], to: u64) -> Option<Bytes> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_output_budget_needs_a_cap_it_can_read_however_it_is_spelled() {
+        assert_eq!(
+            checked_output_cap(Some(br#"{"max_tokens":4000}"#)),
+            Ok(4000)
+        );
+        assert_eq!(
+            checked_output_cap(Some(br#"{"max\u005ftokens":4000}"#)),
+            Ok(4000)
+        );
+        assert_eq!(
+            checked_output_cap(Some(br#"{"max_tokens":10,"max_tokens":4000}"#)),
+            Ok(4000)
+        );
+        assert_eq!(
+            checked_output_cap(Some(br#"{"max_tokens":4000.0}"#)),
+            Err("invalid_output_cap")
+        );
+        assert_eq!(
+            checked_output_cap(Some(br#"{"max_tokens":"4000"}"#)),
+            Err("invalid_output_cap")
+        );
+        assert_eq!(
+            checked_output_cap(Some(br#"{"model":"m"}"#)),
+            Err("output_cap_required")
+        );
+        assert_eq!(checked_output_cap(None), Err("output_cap_required"));
+    }
 
     #[test]
     fn the_largest_cap_of_any_provider_is_the_estimate() {

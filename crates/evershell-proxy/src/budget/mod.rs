@@ -34,7 +34,7 @@ use std::sync::{Arc, Mutex};
 use evershell_caps::{BudgetRef, BudgetScope, Counter};
 use tokio::sync::watch;
 
-pub(crate) use estimate::{clamp_output_cap, input_estimate, output_cap};
+pub(crate) use estimate::{checked_output_cap, clamp_output_cap, input_estimate};
 pub(crate) use ledger::{Ledger, Reservation, Want};
 pub(crate) use usage::{Usage, UsageTap};
 
@@ -246,7 +246,9 @@ pub(crate) fn wants(budgets: &[BudgetRef], length: u64, body: Option<&[u8]>) -> 
                 Counter::Requests => 1,
                 Counter::RequestBytes => length,
                 Counter::InputTokens => input_estimate(length),
-                Counter::OutputTokens => body.and_then(output_cap).unwrap_or(1),
+                // Checked before reserving: the body sets a cap (see
+                // `checked_output_cap`).
+                Counter::OutputTokens => checked_output_cap(body).unwrap_or(u64::MAX),
                 Counter::ResponseBytes | Counter::CostMicros => 0,
             },
         })

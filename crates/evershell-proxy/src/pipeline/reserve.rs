@@ -43,6 +43,15 @@ pub(super) async fn reserve(
         declared.unwrap_or(0)
     };
     let whole = body.is_complete().then(|| body.held());
+    if decision
+        .budgets
+        .iter()
+        .any(|b| b.counter == Counter::OutputTokens)
+    {
+        budget::checked_output_cap(whole).map_err(|reason| Denial::Budget {
+            reason: reason.to_owned(),
+        })?;
+    }
     let wants = budget::wants(&decision.budgets, length, whole);
     let task = ws.binding.current_task();
     let (reservation, clamp) = ws
