@@ -24,20 +24,40 @@ struct Paths {
     logs: PathBuf,
 }
 
-fn up(paths: &Paths, listen: SocketAddr, run: u32) -> Child {
+/// An `evershell up` child process, SIGKILLed and reaped when dropped, so a
+/// failing assertion never leaves a server running.
+struct ServerProcess(Child);
+
+impl ServerProcess {
+    fn kill(&mut self) {
+        self.0.kill().expect("SIGKILL the server");
+        self.0.wait().expect("reaped");
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn up(paths: &Paths, listen: SocketAddr, run: u32) -> ServerProcess {
     let log = std::fs::File::create(paths.logs.join(format!("up-{run}.log"))).expect("log file");
-    Command::new(common::exe())
-        .args(["up", "--listen", &listen.to_string(), "--data-dir"])
-        .arg(&paths.data)
-        .arg("--config")
-        .arg(&paths.config)
-        .env("HOME", &paths.home)
-        .env("EVERSHELL_LOG", "warn")
-        .stdin(Stdio::null())
-        .stdout(log.try_clone().expect("log"))
-        .stderr(log)
-        .spawn()
-        .expect("evershell up starts")
+    ServerProcess(
+        Command::new(common::exe())
+            .args(["up", "--listen", &listen.to_string(), "--data-dir"])
+            .arg(&paths.data)
+            .arg("--config")
+            .arg(&paths.config)
+            .env("HOME", &paths.home)
+            .env("EVERSHELL_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("evershell up starts"),
+    )
 }
 
 async fn wait_healthy(listen: SocketAddr) {
@@ -190,8 +210,7 @@ async fn sigkill_mid_task_loses_no_acknowledged_row_and_recovers_the_workspace()
     }
     assert!(!acknowledged.is_empty(), "the task never started");
 
-    server.kill().expect("SIGKILL the server");
-    server.wait().expect("reaped");
+    server.kill();
     let mut server = up(&paths, listen, 2);
     wait_healthy(listen).await;
 
@@ -228,6 +247,5 @@ async fn sigkill_mid_task_loses_no_acknowledged_row_and_recovers_the_workspace()
     let done = common::wait_task(&client, &ws, next, Duration::from_secs(60)).await;
     assert_eq!(done["status"], "completed", "{done}");
 
-    server.kill().expect("stop the server");
-    server.wait().expect("reaped");
+    server.kill();
 }
