@@ -139,3 +139,56 @@ impl Store {
         Ok(true)
     }
 }
+
+/// One document to rewrite in [`Store::update_docs`]: its new JSON and its
+/// `archived_at` column (RFC 3339, or `None` when active).
+pub struct DocUpdate {
+    pub table: DocTable,
+    pub id: String,
+    pub doc: serde_json::Value,
+    pub archived_at: Option<String>,
+}
+
+impl Store {
+    /// Rewrites documents of `org_id` and writes the audit rows that report
+    /// the change, all in one transaction (an archive that cascades to
+    /// roles is all or nothing).
+    pub async fn update_docs(
+        &self,
+        org_id: &str,
+        updates: &[DocUpdate],
+        rows: &[AuditEvent],
+    ) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        for update in updates {
+            let archived = if update.table.archivable() {
+                ", archived_at = $2"
+            } else {
+                ""
+            };
+            let sql = if archived.is_empty() {
+                format!(
+                    "UPDATE {} SET doc = $1 WHERE org_id = $2 AND id = $3",
+                    update.table.name()
+                )
+            } else {
+                format!(
+                    "UPDATE {} SET doc = $1{archived} WHERE org_id = $3 AND id = $4",
+                    update.table.name()
+                )
+            };
+            let mut query = sqlx::query(&sql).bind(serde_json::to_string(&update.doc)?);
+            if !archived.is_empty() {
+                query = query.bind(update.archived_at.clone());
+            }
+            query
+                .bind(org_id)
+                .bind(&update.id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        crate::audit::insert_rows(&mut tx, self.backend, rows).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}

@@ -36,7 +36,7 @@ use sqlx::AnyPool;
 use crate::backend::{Backend, Location};
 
 pub use audit::{AuditFilter, AuditQuery, FilterOp, Order, FILTERABLE_COLUMNS};
-pub use docs::DocTable;
+pub use docs::{DocTable, DocUpdate};
 pub use identity::{ApiKeyAuth, ApiKeyMeta, MembershipView, NewApiKey, UserLogin};
 pub use named_secrets::{NewSecret, SecretMeta};
 pub use workspaces::{AgentEventBatch, WorkspaceRuntimeRow};

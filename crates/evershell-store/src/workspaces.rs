@@ -238,3 +238,25 @@ async fn update_workspace(tx: &mut Transaction<'_, Any>, ws: &Workspace) -> Resu
         .await?;
     Ok(())
 }
+
+impl Store {
+    /// How many workspaces of `org_id` running one of `role_ids` are live
+    /// (provisioning, idle or busy).
+    pub async fn live_workspaces_of_roles(&self, org_id: &str, role_ids: &[String]) -> Result<u64> {
+        let mut live = 0;
+        for role_id in role_ids {
+            let (count,): (i64,) = sqlx::query_as(
+                "SELECT COUNT(*) FROM workspaces WHERE org_id = $1 AND role_id = $2 AND status IN ($3, $4, $5)",
+            )
+            .bind(org_id)
+            .bind(role_id)
+            .bind(workspace_status::PROVISIONING)
+            .bind(workspace_status::IDLE)
+            .bind(workspace_status::BUSY)
+            .fetch_one(&self.pool)
+            .await?;
+            live += count.max(0) as u64;
+        }
+        Ok(live)
+    }
+}

@@ -16,7 +16,8 @@ use evershell_core::{ErrorCode, Scope};
 use super::auth::Caller;
 use super::error::ApiError;
 use super::handlers::{
-    api_keys, audit, config, credentials, providers, roles, secrets, stream, tasks, workspaces,
+    api_keys, audit, config, credentials, lifecycle, providers, roles, secrets, stream, tasks,
+    workspaces,
 };
 use crate::Ctx;
 
@@ -84,9 +85,15 @@ pub fn table() -> Vec<RouteSpec> {
         GET "/v1/providers" => Access::SignedIn;
         POST "/v1/providers" => CAPS_WRITE;
         GET "/v1/providers/{id}" => Access::SignedIn;
+        DELETE "/v1/providers/{id}" => CAPS_WRITE;
+        POST "/v1/providers/{id}/archive" => CAPS_WRITE;
+        POST "/v1/providers/{id}/unarchive" => CAPS_WRITE;
         GET "/v1/agent-roles" => Access::SignedIn;
         POST "/v1/agent-roles" => CAPS_WRITE;
         GET "/v1/agent-roles/{id}" => Access::SignedIn;
+        DELETE "/v1/agent-roles/{id}" => CAPS_WRITE;
+        POST "/v1/agent-roles/{id}/archive" => CAPS_WRITE;
+        POST "/v1/agent-roles/{id}/unarchive" => CAPS_WRITE;
         GET "/v1/credentials" => Access::SignedIn;
         POST "/v1/credentials" => AUTH_WRITE;
         GET "/v1/credentials/{id}" => Access::SignedIn;
@@ -119,9 +126,15 @@ fn handler(method: &Method, path: &str) -> MethodRouter<Arc<Ctx>> {
         ("GET", "/v1/providers") => get(providers::list),
         ("POST", "/v1/providers") => post(providers::create),
         ("GET", "/v1/providers/{id}") => get(providers::get_one),
+        ("DELETE", "/v1/providers/{id}") => delete(lifecycle::delete_provider),
+        ("POST", "/v1/providers/{id}/archive") => post(lifecycle::archive_provider),
+        ("POST", "/v1/providers/{id}/unarchive") => post(lifecycle::unarchive_provider),
         ("GET", "/v1/agent-roles") => get(roles::list),
         ("POST", "/v1/agent-roles") => post(roles::create),
         ("GET", "/v1/agent-roles/{id}") => get(roles::get_one),
+        ("DELETE", "/v1/agent-roles/{id}") => delete(lifecycle::delete_role),
+        ("POST", "/v1/agent-roles/{id}/archive") => post(lifecycle::archive_role),
+        ("POST", "/v1/agent-roles/{id}/unarchive") => post(lifecycle::unarchive_role),
         ("GET", "/v1/credentials") => get(credentials::list),
         ("POST", "/v1/credentials") => post(credentials::create),
         ("GET", "/v1/credentials/{id}") => get(credentials::get_one),

@@ -4,6 +4,7 @@ pub mod api_keys;
 pub mod audit;
 pub mod config;
 pub mod credentials;
+pub mod lifecycle;
 pub mod providers;
 pub mod roles;
 pub mod secrets;

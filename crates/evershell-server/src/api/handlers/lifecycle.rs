@@ -1,0 +1,288 @@
+//! Archiving, unarchiving and deleting providers and agent roles. Archive
+//! is a flag (`archived_at`): archived resources stay readable (lists show
+//! them with `include_archived=true`) but cannot start new work. A provider
+//! archive cascades to its roles; unarchiving a provider leaves its roles
+//! archived (each role is unarchived on its own, once its provider is
+//! active). Nothing that live workspaces run on can be archived or deleted.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::Json;
+use chrono::{SecondsFormat, Utc};
+use evershell_core::model::{AgentRole, Provider};
+use evershell_core::{AuditEvent, ErrorCode, EventType};
+use evershell_store::{DocTable, DocUpdate};
+use serde_json::{json, Value};
+
+use crate::api::auth::Caller;
+use crate::api::error::{ApiError, ApiResult};
+use crate::Ctx;
+
+async fn provider(ctx: &Ctx, caller: &Caller, id: &str) -> ApiResult<Provider> {
+    ctx.store
+        .get_doc(DocTable::Providers, &caller.org_id, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(ErrorCode::ProviderNotFound, "provider"))
+}
+
+async fn role(ctx: &Ctx, caller: &Caller, id: &str) -> ApiResult<AgentRole> {
+    ctx.store
+        .get_doc(DocTable::AgentRoles, &caller.org_id, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(ErrorCode::RoleNotFound, "agent role"))
+}
+
+async fn roles_of(ctx: &Ctx, caller: &Caller, provider_id: &str) -> ApiResult<Vec<AgentRole>> {
+    let all: Vec<AgentRole> = ctx
+        .store
+        .list_docs(DocTable::AgentRoles, &caller.org_id, true)
+        .await?;
+    Ok(all
+        .into_iter()
+        .filter(|r| r.provider_id == provider_id)
+        .collect())
+}
+
+/// `409 workspaces_active` when a live workspace runs one of `role_ids`.
+async fn refuse_if_live(ctx: &Ctx, caller: &Caller, role_ids: &[String]) -> ApiResult<()> {
+    let live = ctx
+        .store
+        .live_workspaces_of_roles(&caller.org_id, role_ids)
+        .await?;
+    if live > 0 {
+        let message = format!("{live} live workspace(s) run on it; stop them first");
+        return Err(ApiError::conflict("workspaces_active", message));
+    }
+    Ok(())
+}
+
+fn update(
+    table: DocTable,
+    id: &str,
+    doc: &impl serde::Serialize,
+    archived: bool,
+) -> ApiResult<DocUpdate> {
+    let archived_at = archived.then(|| Utc::now().to_rfc3339_opts(SecondsFormat::Micros, true));
+    Ok(DocUpdate {
+        table,
+        id: id.to_string(),
+        doc: serde_json::to_value(doc).map_err(ApiError::internal)?,
+        archived_at,
+    })
+}
+
+fn row(
+    ctx: &Ctx,
+    caller: &Caller,
+    event: EventType,
+    kind: &str,
+    id: &str,
+    summary: String,
+) -> AuditEvent {
+    ctx.config_row(caller, event, kind, id, summary)
+}
+
+pub async fn archive_provider(
+    State(ctx): State<Arc<Ctx>>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let mut provider = provider(&ctx, &caller, &id).await?;
+    let roles = roles_of(&ctx, &caller, &provider.id).await?;
+    let role_ids: Vec<String> = roles.iter().map(|r| r.id.clone()).collect();
+    refuse_if_live(&ctx, &caller, &role_ids).await?;
+
+    let now = Utc::now();
+    let mut updates = Vec::new();
+    let mut rows = Vec::new();
+    for mut role in roles.into_iter().filter(|r| r.archived_at.is_none()) {
+        role.archived_at = Some(now);
+        role.updated_at = now;
+        updates.push(update(DocTable::AgentRoles, &role.id, &role, true)?);
+        let summary = format!("archived agent role {} with its provider", role.name);
+        rows.push(row(
+            &ctx,
+            &caller,
+            EventType::AgentRoleArchived,
+            "agent_role",
+            &role.id,
+            summary,
+        ));
+    }
+    let cascaded = updates.len();
+    if provider.archived_at.is_none() {
+        provider.archived_at = Some(now);
+        provider.updated_at = now;
+    }
+    updates.push(update(DocTable::Providers, &provider.id, &provider, true)?);
+    let summary = format!("archived provider {} ({cascaded} roles)", provider.name);
+    rows.push(row(
+        &ctx,
+        &caller,
+        EventType::ProviderArchived,
+        "provider",
+        &provider.id,
+        summary,
+    ));
+    ctx.store
+        .update_docs(&caller.org_id, &updates, &rows)
+        .await?;
+    ctx.audit.publish(&rows);
+    Ok(Json(
+        json!({ "status": "archived", "cascaded_roles": cascaded }),
+    ))
+}
+
+pub async fn unarchive_provider(
+    State(ctx): State<Arc<Ctx>>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let mut provider = provider(&ctx, &caller, &id).await?;
+    if provider.archived_at.is_none() {
+        return Err(ApiError::conflict(
+            "not_archived",
+            "provider is not archived",
+        ));
+    }
+    provider.archived_at = None;
+    provider.updated_at = Utc::now();
+    let updates = [update(DocTable::Providers, &provider.id, &provider, false)?];
+    let summary = format!(
+        "unarchived provider {} (its roles stay archived)",
+        provider.name
+    );
+    let rows = [row(
+        &ctx,
+        &caller,
+        EventType::ProviderUnarchived,
+        "provider",
+        &provider.id,
+        summary,
+    )];
+    ctx.store
+        .update_docs(&caller.org_id, &updates, &rows)
+        .await?;
+    ctx.audit.publish(&rows);
+    Ok(Json(json!({ "status": "active" })))
+}
+
+pub async fn delete_provider(
+    State(ctx): State<Arc<Ctx>>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let provider = provider(&ctx, &caller, &id).await?;
+    let roles = roles_of(&ctx, &caller, &provider.id).await?;
+    if !roles.is_empty() {
+        let message = format!(
+            "{} role(s) reference this provider, archived ones included",
+            roles.len()
+        );
+        return Err(ApiError::conflict("provider_in_use", message));
+    }
+    let summary = format!("deleted provider {}", provider.name);
+    let rows = [row(
+        &ctx,
+        &caller,
+        EventType::ProviderDeleted,
+        "provider",
+        &provider.id,
+        summary,
+    )];
+    ctx.store
+        .delete_doc(DocTable::Providers, &caller.org_id, &provider.id, &rows)
+        .await?;
+    ctx.audit.publish(&rows);
+    Ok(Json(json!({ "id": provider.id, "status": "deleted" })))
+}
+
+pub async fn archive_role(
+    State(ctx): State<Arc<Ctx>>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let mut role = role(&ctx, &caller, &id).await?;
+    refuse_if_live(&ctx, &caller, std::slice::from_ref(&role.id)).await?;
+    if role.archived_at.is_none() {
+        role.archived_at = Some(Utc::now());
+        role.updated_at = Utc::now();
+    }
+    let updates = [update(DocTable::AgentRoles, &role.id, &role, true)?];
+    let summary = format!("archived agent role {}", role.name);
+    let rows = [row(
+        &ctx,
+        &caller,
+        EventType::AgentRoleArchived,
+        "agent_role",
+        &role.id,
+        summary,
+    )];
+    ctx.store
+        .update_docs(&caller.org_id, &updates, &rows)
+        .await?;
+    ctx.audit.publish(&rows);
+    Ok(Json(json!({ "status": "archived" })))
+}
+
+pub async fn unarchive_role(
+    State(ctx): State<Arc<Ctx>>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let mut role = role(&ctx, &caller, &id).await?;
+    if role.archived_at.is_none() {
+        return Err(ApiError::conflict(
+            "not_archived",
+            "agent role is not archived",
+        ));
+    }
+    let provider = provider(&ctx, &caller, &role.provider_id).await?;
+    if provider.archived_at.is_some() {
+        return Err(ApiError::conflict(
+            "provider_archived",
+            "the role's provider is archived; unarchive it first",
+        ));
+    }
+    role.archived_at = None;
+    role.updated_at = Utc::now();
+    let updates = [update(DocTable::AgentRoles, &role.id, &role, false)?];
+    let summary = format!("unarchived agent role {}", role.name);
+    let rows = [row(
+        &ctx,
+        &caller,
+        EventType::AgentRoleUnarchived,
+        "agent_role",
+        &role.id,
+        summary,
+    )];
+    ctx.store
+        .update_docs(&caller.org_id, &updates, &rows)
+        .await?;
+    ctx.audit.publish(&rows);
+    Ok(Json(json!({ "status": "active" })))
+}
+
+pub async fn delete_role(
+    State(ctx): State<Arc<Ctx>>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let role = role(&ctx, &caller, &id).await?;
+    refuse_if_live(&ctx, &caller, std::slice::from_ref(&role.id)).await?;
+    let summary = format!("deleted agent role {}", role.name);
+    let rows = [row(
+        &ctx,
+        &caller,
+        EventType::AgentRoleDeleted,
+        "agent_role",
+        &role.id,
+        summary,
+    )];
+    ctx.store
+        .delete_doc(DocTable::AgentRoles, &caller.org_id, &role.id, &rows)
+        .await?;
+    ctx.audit.publish(&rows);
+    Ok(Json(json!({ "id": role.id, "status": "deleted" })))
+}
