@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use axum::extract::{Path, State};
 use axum::Json;
-use chrono::{SecondsFormat, Utc};
+use chrono::{DateTime, SecondsFormat, Utc};
 use evershell_core::model::{AgentRole, Provider};
 use evershell_core::{AuditEvent, ErrorCode, EventType};
 use evershell_store::{DocTable, DocUpdate};
@@ -57,30 +57,33 @@ async fn refuse_if_live(ctx: &Ctx, caller: &Caller, role_ids: &[String]) -> ApiR
     Ok(())
 }
 
+/// The rewrite of one document; its `archived_at` column is the document's
+/// own `archived_at`, so the two never disagree.
 fn update(
     table: DocTable,
     id: &str,
     doc: &impl serde::Serialize,
-    archived: bool,
+    archived_at: Option<DateTime<Utc>>,
 ) -> ApiResult<DocUpdate> {
-    let archived_at = archived.then(|| Utc::now().to_rfc3339_opts(SecondsFormat::Micros, true));
     Ok(DocUpdate {
         table,
         id: id.to_string(),
         doc: serde_json::to_value(doc).map_err(ApiError::internal)?,
-        archived_at,
+        archived_at: archived_at.map(|t| t.to_rfc3339_opts(SecondsFormat::Micros, true)),
     })
 }
 
-fn row(
+/// Commits `updates` with their audit `rows` in one transaction, then
+/// publishes the rows.
+async fn commit(
     ctx: &Ctx,
     caller: &Caller,
-    event: EventType,
-    kind: &str,
-    id: &str,
-    summary: String,
-) -> AuditEvent {
-    ctx.config_row(caller, event, kind, id, summary)
+    updates: &[DocUpdate],
+    rows: &[AuditEvent],
+) -> ApiResult<()> {
+    ctx.store.update_docs(&caller.org_id, updates, rows).await?;
+    ctx.audit.publish(rows);
+    Ok(())
 }
 
 pub async fn archive_provider(
@@ -99,10 +102,14 @@ pub async fn archive_provider(
     for mut role in roles.into_iter().filter(|r| r.archived_at.is_none()) {
         role.archived_at = Some(now);
         role.updated_at = now;
-        updates.push(update(DocTable::AgentRoles, &role.id, &role, true)?);
+        updates.push(update(
+            DocTable::AgentRoles,
+            &role.id,
+            &role,
+            role.archived_at,
+        )?);
         let summary = format!("archived agent role {} with its provider", role.name);
-        rows.push(row(
-            &ctx,
+        rows.push(ctx.config_row(
             &caller,
             EventType::AgentRoleArchived,
             "agent_role",
@@ -115,20 +122,21 @@ pub async fn archive_provider(
         provider.archived_at = Some(now);
         provider.updated_at = now;
     }
-    updates.push(update(DocTable::Providers, &provider.id, &provider, true)?);
+    updates.push(update(
+        DocTable::Providers,
+        &provider.id,
+        &provider,
+        provider.archived_at,
+    )?);
     let summary = format!("archived provider {} ({cascaded} roles)", provider.name);
-    rows.push(row(
-        &ctx,
+    rows.push(ctx.config_row(
         &caller,
         EventType::ProviderArchived,
         "provider",
         &provider.id,
         summary,
     ));
-    ctx.store
-        .update_docs(&caller.org_id, &updates, &rows)
-        .await?;
-    ctx.audit.publish(&rows);
+    commit(&ctx, &caller, &updates, &rows).await?;
     Ok(Json(
         json!({ "status": "archived", "cascaded_roles": cascaded }),
     ))
@@ -148,23 +156,24 @@ pub async fn unarchive_provider(
     }
     provider.archived_at = None;
     provider.updated_at = Utc::now();
-    let updates = [update(DocTable::Providers, &provider.id, &provider, false)?];
+    let updates = [update(
+        DocTable::Providers,
+        &provider.id,
+        &provider,
+        provider.archived_at,
+    )?];
     let summary = format!(
         "unarchived provider {} (its roles stay archived)",
         provider.name
     );
-    let rows = [row(
-        &ctx,
+    let rows = [ctx.config_row(
         &caller,
         EventType::ProviderUnarchived,
         "provider",
         &provider.id,
         summary,
     )];
-    ctx.store
-        .update_docs(&caller.org_id, &updates, &rows)
-        .await?;
-    ctx.audit.publish(&rows);
+    commit(&ctx, &caller, &updates, &rows).await?;
     Ok(Json(json!({ "status": "active" })))
 }
 
@@ -183,8 +192,7 @@ pub async fn delete_provider(
         return Err(ApiError::conflict("provider_in_use", message));
     }
     let summary = format!("deleted provider {}", provider.name);
-    let rows = [row(
-        &ctx,
+    let rows = [ctx.config_row(
         &caller,
         EventType::ProviderDeleted,
         "provider",
@@ -209,20 +217,21 @@ pub async fn archive_role(
         role.archived_at = Some(Utc::now());
         role.updated_at = Utc::now();
     }
-    let updates = [update(DocTable::AgentRoles, &role.id, &role, true)?];
+    let updates = [update(
+        DocTable::AgentRoles,
+        &role.id,
+        &role,
+        role.archived_at,
+    )?];
     let summary = format!("archived agent role {}", role.name);
-    let rows = [row(
-        &ctx,
+    let rows = [ctx.config_row(
         &caller,
         EventType::AgentRoleArchived,
         "agent_role",
         &role.id,
         summary,
     )];
-    ctx.store
-        .update_docs(&caller.org_id, &updates, &rows)
-        .await?;
-    ctx.audit.publish(&rows);
+    commit(&ctx, &caller, &updates, &rows).await?;
     Ok(Json(json!({ "status": "archived" })))
 }
 
@@ -247,20 +256,21 @@ pub async fn unarchive_role(
     }
     role.archived_at = None;
     role.updated_at = Utc::now();
-    let updates = [update(DocTable::AgentRoles, &role.id, &role, false)?];
+    let updates = [update(
+        DocTable::AgentRoles,
+        &role.id,
+        &role,
+        role.archived_at,
+    )?];
     let summary = format!("unarchived agent role {}", role.name);
-    let rows = [row(
-        &ctx,
+    let rows = [ctx.config_row(
         &caller,
         EventType::AgentRoleUnarchived,
         "agent_role",
         &role.id,
         summary,
     )];
-    ctx.store
-        .update_docs(&caller.org_id, &updates, &rows)
-        .await?;
-    ctx.audit.publish(&rows);
+    commit(&ctx, &caller, &updates, &rows).await?;
     Ok(Json(json!({ "status": "active" })))
 }
 
@@ -272,8 +282,7 @@ pub async fn delete_role(
     let role = role(&ctx, &caller, &id).await?;
     refuse_if_live(&ctx, &caller, std::slice::from_ref(&role.id)).await?;
     let summary = format!("deleted agent role {}", role.name);
-    let rows = [row(
-        &ctx,
+    let rows = [ctx.config_row(
         &caller,
         EventType::AgentRoleDeleted,
         "agent_role",
