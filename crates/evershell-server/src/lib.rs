@@ -27,7 +27,6 @@ pub use config::{ProxySettings, ServerConfig, ServerFile};
 pub use orchestrator::Orchestrator;
 
 use api::auth::Caller;
-use api::error::ApiResult;
 
 /// Default `task_timeout_seconds` of a role (`GET /v1/config`).
 pub const DEFAULT_TASK_TIMEOUT_SECONDS: u64 = 3600;
@@ -71,15 +70,6 @@ impl Ctx {
             who.unwrap_or_else(|| caller.user_id.clone())
         ));
         row
-    }
-
-    /// The ordering key of audit row `id` of `org_id`.
-    pub async fn audit_key(
-        &self,
-        org_id: &str,
-        id: &str,
-    ) -> ApiResult<Option<(chrono::DateTime<chrono::Utc>, String)>> {
-        Ok(self.store.audit_key(org_id, id).await?)
     }
 }
 
