@@ -71,6 +71,20 @@ impl DemoWorld {
         DemoWorld::start_in(dir, listen, script, exe).await
     }
 
+    /// Like [`DemoWorld::start`], with the platform's database at
+    /// `database_url` (`postgres://…` runs it on PostgreSQL).
+    pub async fn start_on(
+        database_url: &str,
+        script: Vec<ScriptStep>,
+        exe: PathBuf,
+    ) -> anyhow::Result<DemoWorld> {
+        let dir = tempfile::Builder::new()
+            .prefix("evershell-demo-")
+            .tempdir()?;
+        let listen = "127.0.0.1:0".parse().expect("literal address");
+        DemoWorld::start_with(dir, listen, script, exe, Some(database_url.to_string())).await
+    }
+
     /// Like [`DemoWorld::start`], in `dir` (the platform's data directory is
     /// `dir/data`) with the API on `listen`.
     pub async fn start_in(
@@ -78,6 +92,16 @@ impl DemoWorld {
         listen: SocketAddr,
         script: Vec<ScriptStep>,
         exe: PathBuf,
+    ) -> anyhow::Result<DemoWorld> {
+        DemoWorld::start_with(dir, listen, script, exe, None).await
+    }
+
+    async fn start_with(
+        dir: tempfile::TempDir,
+        listen: SocketAddr,
+        script: Vec<ScriptStep>,
+        exe: PathBuf,
+        database_url: Option<String>,
     ) -> anyhow::Result<DemoWorld> {
         let ca = CertificateAuthority::generate("Evershell demo upstream CA")?;
         let loopback: SocketAddr = "127.0.0.1:0".parse().expect("literal address");
@@ -114,6 +138,7 @@ impl DemoWorld {
         .context("starting the echo server")?;
 
         let mut config = ServerConfig::new(dir.path().join("data"), listen, exe);
+        config.database_url = database_url;
         config
             .proxy
             .resolve

@@ -57,8 +57,7 @@ pub enum Command {
     #[command(subcommand)]
     Caps(commands::caps::CapsCommand),
     /// Installation administration, on the server host.
-    #[command(subcommand)]
-    Admin(commands::admin::AdminCommand),
+    Admin(commands::admin::AdminArgs),
     /// The agent service (runs inside a workspace sandbox).
     #[command(hide = true)]
     Agent(AgentArgs),

@@ -90,6 +90,7 @@ async fn bad_requests_get_the_documented_envelope() {
             secret_hash: &evershell_server::api::auth::hash_key(&ctx.pepper, &secret),
             permission_set: "read_only",
             created_by: "system",
+            expires_at: None,
         })
         .await
         .unwrap();
@@ -177,6 +178,7 @@ async fn bad_requests_get_the_documented_envelope() {
             secret_hash: &evershell_server::api::auth::hash_key(&ctx.pepper, &other),
             permission_set: "full_access",
             created_by: "system",
+            expires_at: None,
         })
         .await
         .unwrap();

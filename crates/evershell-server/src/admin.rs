@@ -20,13 +20,24 @@ pub struct Admin {
 
 impl Admin {
     pub async fn open(data_dir: &Path) -> anyhow::Result<Admin> {
-        let db = data_dir.join("evershell.db");
-        anyhow::ensure!(
-            db.exists(),
-            "{} holds no Evershell database (run `evershell up` first)",
-            data_dir.display()
-        );
-        let store = Store::open_sqlite(&db).await?;
+        Admin::open_at(data_dir, None).await
+    }
+
+    /// Like [`Admin::open`], with the database at `database_url` when the
+    /// installation runs on PostgreSQL (`evershell up --database-url`).
+    pub async fn open_at(data_dir: &Path, database_url: Option<&str>) -> anyhow::Result<Admin> {
+        let store = match database_url {
+            Some(url) => Store::open(url).await?,
+            None => {
+                let db = data_dir.join("evershell.db");
+                anyhow::ensure!(
+                    db.exists(),
+                    "{} holds no Evershell database (run `evershell up` first)",
+                    data_dir.display()
+                );
+                Store::open_sqlite(&db).await?
+            }
+        };
         let key = data_dir.join("master.key");
         anyhow::ensure!(
             key.exists(),
@@ -142,4 +153,72 @@ pub async fn rotate_session_key(store: &Store, master: Arc<MasterKey>) -> anyhow
     Ok(crate::identity::SessionKeys::new(master)
         .rotate(store)
         .await?)
+}
+
+/// A new org and its first owner.
+#[derive(Debug, Clone)]
+pub struct NewOrg {
+    pub org_id: String,
+    pub owner_user_id: String,
+    /// A generated one-time password when the owner had no account (print
+    /// it once; they change nothing else with it than signing in).
+    pub owner_password: Option<zeroize::Zeroizing<String>>,
+}
+
+/// Creates org `slug` with `owner_email` as its owner. An owner who has no
+/// account yet gets one with a generated password, returned once.
+pub async fn create_org(store: &Store, slug: &str, owner_email: &str) -> anyhow::Result<NewOrg> {
+    let slug_ok = (2..=39).contains(&slug.len())
+        && slug.starts_with(|c: char| c.is_ascii_lowercase())
+        && slug
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    anyhow::ensure!(
+        slug_ok,
+        "org slug {slug:?} must match ^[a-z][a-z0-9-]{{1,38}}$"
+    );
+    let email = owner_email.trim().to_ascii_lowercase();
+    anyhow::ensure!(
+        email.contains('@') && !email.starts_with('@') && !email.ends_with('@'),
+        "{email:?} is not an email address"
+    );
+    let org_id = match store.create_org(slug, slug).await {
+        Err(e) if e.is_unique_violation() => anyhow::bail!("org {slug:?} already exists"),
+        other => other?,
+    };
+    let has_account = store.user_login(&email).await?.is_some();
+    let owner_user_id = store.ensure_member(&org_id, &email, "owner").await?;
+    let owner_password = if has_account {
+        None
+    } else {
+        let password = zeroize::Zeroizing::new(crate::api::auth::random_base62());
+        let secret = password.clone();
+        let hash =
+            tokio::task::spawn_blocking(move || crate::identity::password::hash(&secret)).await??;
+        store.set_password_hash(&owner_user_id, &hash).await?;
+        Some(password)
+    };
+    Ok(NewOrg {
+        org_id,
+        owner_user_id,
+        owner_password,
+    })
+}
+
+/// Billing postures an installation admin may set.
+pub const POSTURES: [&str; 2] = ["active", "suspended"];
+
+/// Sets the billing posture of org `slug`. A `suspended` org keeps reading
+/// and winding down, but every create-class route answers
+/// `423 billing_inactive`, from the next request on.
+pub async fn set_posture(store: &Store, slug: &str, posture: &str) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        POSTURES.contains(&posture),
+        "posture {posture:?} is not one of active, suspended"
+    );
+    anyhow::ensure!(
+        store.set_org_posture(slug, posture).await?,
+        "no org {slug:?}"
+    );
+    Ok(())
 }

@@ -75,6 +75,7 @@ pub async fn first_start(ctx: &Ctx) -> anyhow::Result<Bootstrap> {
             secret_hash: &hash_key(&ctx.pepper, &secret),
             permission_set: "full_access",
             created_by: &owner,
+            expires_at: None,
         })
         .await?;
     ctx.store

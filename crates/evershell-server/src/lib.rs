@@ -181,6 +181,11 @@ pub fn app(ctx: Arc<Ctx>) -> Router {
             "/auth/sign-in",
             axum::routing::post(api::handlers::sign_in::sign_in),
         )
+        .route(
+            "/invitations/{token}",
+            axum::routing::get(api::handlers::members::show_invitation)
+                .post(api::handlers::members::accept_invitation),
+        )
         .route("/healthz", axum::routing::get(|| async { "ok" }))
         .fallback(api::fallback)
         .layer(axum::extract::DefaultBodyLimit::max(limit))

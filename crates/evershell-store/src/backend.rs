@@ -100,6 +100,20 @@ impl Backend {
         Ok(())
     }
 
+    /// Serialises membership changes of one org until this transaction
+    /// ends, so two concurrent demotions cannot both see the other owner.
+    /// SQLite already admits one writer at a time (take it before the
+    /// transaction's first write there too, for the same lock order).
+    pub(crate) async fn lock_org(self, tx: &mut Transaction<'_, Any>, org_id: &str) -> Result<()> {
+        if self == Backend::Postgres {
+            sqlx::query("SELECT id FROM orgs WHERE id = $1 FOR UPDATE")
+                .bind(org_id)
+                .execute(&mut **tx)
+                .await?;
+        }
+        Ok(())
+    }
+
     /// Serialises sandbox uid allocation (`MAX + 1`) between concurrent
     /// transactions until this one ends. SQLite already admits one writer
     /// at a time.

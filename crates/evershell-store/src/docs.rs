@@ -68,6 +68,47 @@ impl Store {
         Ok(())
     }
 
+    /// Replaces document `id` of `org_id` (its name may change) together
+    /// with the audit rows reporting the change; a name already used by
+    /// another document of the org is `Conflict`; `false` when the document
+    /// does not exist.
+    pub async fn replace_doc<T: Serialize>(
+        &self,
+        table: DocTable,
+        org_id: &str,
+        id: &str,
+        name: &str,
+        doc: &T,
+        rows: &[AuditEvent],
+    ) -> Result<bool> {
+        let mut tx = self.pool.begin().await?;
+        let sql = format!(
+            "UPDATE {} SET name = $1, doc = $2 WHERE org_id = $3 AND id = $4",
+            table.name()
+        );
+        let result = sqlx::query(&sql)
+            .bind(name)
+            .bind(serde_json::to_string(doc)?)
+            .bind(org_id)
+            .bind(id)
+            .execute(&mut *tx)
+            .await;
+        match result {
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+                return Err(crate::StoreError::Conflict(format!(
+                    "{} {name:?}",
+                    table.name()
+                )));
+            }
+            Err(e) => return Err(e.into()),
+            Ok(done) if done.rows_affected() == 0 => return Ok(false),
+            Ok(_) => {}
+        }
+        crate::audit::insert_rows(&mut tx, self.backend, rows).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
     /// The document of `org_id` whose id or name is `key`.
     pub async fn get_doc<T: DeserializeOwned>(
         &self,

@@ -13,6 +13,8 @@ pub struct ApiKeyAuth {
     pub org_slug: String,
     pub label: String,
     pub permission_set: String,
+    /// The org's billing posture (`active` or `suspended`).
+    pub posture: String,
 }
 
 /// A key to store: only the hash of its secret is kept.
@@ -23,6 +25,8 @@ pub struct NewApiKey<'a> {
     pub secret_hash: &'a str,
     pub permission_set: &'a str,
     pub created_by: &'a str,
+    /// After this time the key no longer authenticates.
+    pub expires_at: Option<chrono::DateTime<Utc>>,
 }
 
 impl Store {
@@ -98,8 +102,8 @@ impl Store {
     pub async fn insert_api_key(&self, key: NewApiKey<'_>) -> Result<String> {
         let id = new_id(Kind::ApiKey);
         sqlx::query(
-            "INSERT INTO api_keys (id, org_id, label, prefix, secret_hash, permission_set, created_by, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            "INSERT INTO api_keys (id, org_id, label, prefix, secret_hash, permission_set, created_by, \
+             created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
         )
         .bind(&id)
         .bind(key.org_id)
@@ -109,17 +113,29 @@ impl Store {
         .bind(key.permission_set)
         .bind(key.created_by)
         .bind(ts(&Utc::now()))
+        .bind(key.expires_at.as_ref().map(ts))
         .execute(&self.pool)
         .await?;
         Ok(id)
     }
 
     /// The live key whose secret hashes to `secret_hash`, if any. Revoked and
-    /// expired keys are not returned. Also stamps `last_used_at`.
+    /// expired keys are not returned. Also stamps `last_used_at` (at most once a
+    /// minute).
     pub async fn authenticate_api_key(&self, secret_hash: &str) -> Result<Option<ApiKeyAuth>> {
         let now = ts(&Utc::now());
-        let row: Option<(String, String, String, String, String)> = sqlx::query_as(
-            "SELECT k.id, k.org_id, o.slug, k.label, k.permission_set FROM api_keys k \
+        type Row = (
+            String,
+            String,
+            String,
+            String,
+            String,
+            String,
+            Option<String>,
+        );
+        let row: Option<Row> = sqlx::query_as(
+            "SELECT k.id, k.org_id, o.slug, k.label, k.permission_set, o.posture, k.last_used_at \
+             FROM api_keys k \
              JOIN orgs o ON o.id = k.org_id \
              WHERE k.secret_hash = $1 AND k.revoked_at IS NULL \
              AND (k.expires_at IS NULL OR k.expires_at > $2)",
@@ -128,20 +144,29 @@ impl Store {
         .bind(&now)
         .fetch_optional(&self.pool)
         .await?;
-        let Some((key_id, org_id, org_slug, label, permission_set)) = row else {
+        let Some((key_id, org_id, org_slug, label, permission_set, posture, last_used)) = row
+        else {
             return Ok(None);
         };
-        sqlx::query("UPDATE api_keys SET last_used_at = $1 WHERE id = $2")
-            .bind(&now)
-            .bind(&key_id)
-            .execute(&self.pool)
-            .await?;
+        // `last_used_at` is kept to the minute: a write on every request
+        // would serialise all API traffic on the database's write lock.
+        let stale = last_used.is_none_or(|t| {
+            crate::parse_ts(&t).map_or(true, |t| Utc::now() - t >= chrono::Duration::seconds(60))
+        });
+        if stale {
+            sqlx::query("UPDATE api_keys SET last_used_at = $1 WHERE id = $2")
+                .bind(&now)
+                .bind(&key_id)
+                .execute(&self.pool)
+                .await?;
+        }
         Ok(Some(ApiKeyAuth {
             key_id,
             org_id,
             org_slug,
             label,
             permission_set,
+            posture,
         }))
     }
 }
@@ -162,6 +187,8 @@ pub struct MembershipView {
     pub user_id: String,
     pub email: String,
     pub role: String,
+    /// The org's billing posture (`active` or `suspended`).
+    pub posture: String,
 }
 
 /// An API key's metadata (never its secret).
@@ -177,21 +204,22 @@ pub struct ApiKeyMeta {
     pub expires_at: Option<String>,
 }
 
-type MembershipRow = (String, String, String, String, String);
+type MembershipRow = (String, String, String, String, String, String);
 
 fn membership(row: MembershipRow) -> MembershipView {
-    let (org_id, org_slug, user_id, email, role) = row;
+    let (org_id, org_slug, user_id, email, role, posture) = row;
     MembershipView {
         org_id,
         org_slug,
         user_id,
         email,
         role,
+        posture,
     }
 }
 
 const MEMBERSHIP_SELECT: &str =
-    "SELECT m.org_id, o.slug, u.id, u.email, m.role FROM memberships m \
+    "SELECT m.org_id, o.slug, u.id, u.email, m.role, o.posture FROM memberships m \
      JOIN orgs o ON o.id = m.org_id JOIN users u ON u.id = m.user_id";
 
 impl Store {

@@ -24,6 +24,7 @@ mod audit;
 mod backend;
 pub mod docs;
 mod identity;
+pub mod members;
 mod named_secrets;
 pub mod secrets;
 mod settings;
@@ -38,6 +39,7 @@ use crate::backend::{Backend, Location};
 pub use audit::{AuditFilter, AuditQuery, FilterOp, Order, FILTERABLE_COLUMNS};
 pub use docs::{DocTable, DocUpdate};
 pub use identity::{ApiKeyAuth, ApiKeyMeta, MembershipView, NewApiKey, UserLogin};
+pub use members::{Joined, MemberError, MemberRecord, MemberTarget, NewInvitation};
 pub use named_secrets::{NewSecret, SecretMeta};
 pub use workspaces::{AgentEventBatch, WorkspaceRuntimeRow};
 

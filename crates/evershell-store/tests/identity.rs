@@ -81,6 +81,7 @@ async fn revoked_keys_leave_the_list_and_stop_authenticating(db: TestDb) {
             secret_hash: "hash-1",
             permission_set: "read_only",
             created_by: "usr_1",
+            expires_at: None,
         })
         .await
         .unwrap();

@@ -48,6 +48,7 @@ async fn taken_names_are_unique_violations(db: TestDb) {
         secret_hash: "same-hash",
         permission_set: "owner",
         created_by: "system",
+        expires_at: None,
     };
     store.insert_api_key(key("first")).await.expect("first key");
     let duplicate = store.insert_api_key(key("second")).await;

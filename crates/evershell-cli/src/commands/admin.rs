@@ -9,8 +9,41 @@ use serde_json::json;
 
 use super::Output;
 
+#[derive(clap::Args)]
+pub struct AdminArgs {
+    /// The installation's database when it is not the data directory's
+    /// SQLite file: `postgres://…` (as given to `evershell up`).
+    #[arg(long, global = true, env = "EVERSHELL_DATABASE_URL")]
+    database_url: Option<String>,
+    #[command(subcommand)]
+    command: AdminCommand,
+}
+
 #[derive(clap::Subcommand)]
 pub enum AdminCommand {
+    /// Create an org and its first owner. An owner without an account gets
+    /// one, with a generated password printed once.
+    CreateOrg {
+        /// Data directory of the installation.
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// Org slug: ^[a-z][a-z0-9-]{1,38}$.
+        slug: String,
+        /// Email of the first owner.
+        #[arg(long)]
+        owner: String,
+    },
+    /// Set an org's billing posture: `suspended` refuses create-class
+    /// routes with 423 billing_inactive; reads and wind-down keep working.
+    SetPosture {
+        /// Data directory of the installation.
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// Org slug.
+        slug: String,
+        #[arg(value_parser = ["active", "suspended"])]
+        posture: String,
+    },
     /// Store a credential (its secret read from standard input).
     CreateCredential {
         /// Data directory of the installation.
@@ -88,8 +121,55 @@ fn read_stdin() -> anyhow::Result<String> {
     Ok(value.trim_end_matches(['\r', '\n']).to_string())
 }
 
-pub async fn run(out: Output, cmd: AdminCommand) -> anyhow::Result<ExitCode> {
-    let (data_dir, org, name, provider, kind, config) = match cmd {
+pub async fn run(out: Output, args: AdminArgs) -> anyhow::Result<ExitCode> {
+    let url = args.database_url;
+    let open = |dir: Option<PathBuf>| {
+        let url = url.clone();
+        async move {
+            evershell_server::admin::Admin::open_at(&data_dir_or_default(dir)?, url.as_deref())
+                .await
+        }
+    };
+    let (data_dir, org, name, provider, kind, config) = match args.command {
+        AdminCommand::CreateOrg {
+            data_dir,
+            slug,
+            owner,
+        } => {
+            let admin = open(data_dir).await?;
+            let org = evershell_server::admin::create_org(&admin.store, &slug, &owner).await?;
+            let password = org.owner_password.as_ref().map(|p| p.as_str().to_string());
+            out.print(
+                &json!({
+                    "org_id": org.org_id, "slug": slug, "owner_user_id": org.owner_user_id,
+                    "owner_email": owner, "owner_password": password,
+                }),
+                |_| match &password {
+                    Some(p) => format!(
+                        "created org {slug} ({}); owner {owner} signs in with the one-time \
+                         password {p}",
+                        org.org_id
+                    ),
+                    None => format!(
+                        "created org {slug} ({}); {owner} (an existing account) is its owner",
+                        org.org_id
+                    ),
+                },
+            );
+            return Ok(ExitCode::SUCCESS);
+        }
+        AdminCommand::SetPosture {
+            data_dir,
+            slug,
+            posture,
+        } => {
+            let admin = open(data_dir).await?;
+            evershell_server::admin::set_posture(&admin.store, &slug, &posture).await?;
+            out.print(&json!({ "slug": slug, "posture": posture }), |_| {
+                format!("org {slug} is now {posture}")
+            });
+            return Ok(ExitCode::SUCCESS);
+        }
         AdminCommand::CreateCredential {
             data_dir,
             org,
@@ -105,8 +185,7 @@ pub async fn run(out: Output, cmd: AdminCommand) -> anyhow::Result<ExitCode> {
             role,
         } => {
             let password = zeroize_string(read_stdin()?);
-            let admin =
-                evershell_server::admin::Admin::open(&data_dir_or_default(data_dir)?).await?;
+            let admin = open(data_dir).await?;
             let user_id =
                 evershell_server::admin::create_user(&admin.store, &org, &email, &role, &password)
                     .await?;
@@ -117,8 +196,7 @@ pub async fn run(out: Output, cmd: AdminCommand) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::SUCCESS);
         }
         AdminCommand::RotateSessionKey { data_dir } => {
-            let admin =
-                evershell_server::admin::Admin::open(&data_dir_or_default(data_dir)?).await?;
+            let admin = open(data_dir).await?;
             let kid =
                 evershell_server::admin::rotate_session_key(&admin.store, admin.master.clone())
                     .await?;
@@ -134,8 +212,7 @@ pub async fn run(out: Output, cmd: AdminCommand) -> anyhow::Result<ExitCode> {
             replace,
         } => {
             let value = read_stdin()?;
-            let admin =
-                evershell_server::admin::Admin::open(&data_dir_or_default(data_dir)?).await?;
+            let admin = open(data_dir).await?;
             evershell_server::admin::set_secret(
                 &admin.store,
                 &admin.master,
@@ -151,7 +228,6 @@ pub async fn run(out: Output, cmd: AdminCommand) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::SUCCESS);
         }
     };
-    let data_dir = data_dir_or_default(data_dir)?;
     let secret = read_stdin()?;
     let mut provider_config = serde_json::Map::new();
     for entry in config {
@@ -170,7 +246,7 @@ pub async fn run(out: Output, cmd: AdminCommand) -> anyhow::Result<ExitCode> {
         "name": name, "provider": provider, "kind": kind, field: secret,
         "provider_config": provider_config,
     }))?;
-    let admin = evershell_server::admin::Admin::open(&data_dir).await?;
+    let admin = open(data_dir).await?;
     let credential = admin.create_credential(&org, body).await?;
     out.print(&serde_json::to_value(&credential)?, |c| {
         format!(

@@ -28,6 +28,9 @@ pub struct Caller {
     pub scopes: Vec<Scope>,
     pub api_key_label: Option<String>,
     pub api_key_permission_set: Option<String>,
+    /// The org's billing posture: `active`, or `suspended` (create-class
+    /// routes then answer `423 billing_inactive`).
+    pub posture: String,
 }
 
 impl Caller {
@@ -54,6 +57,11 @@ impl Caller {
 
 /// A new API key secret: `sk_live_` and 32 random bytes in base62.
 pub fn new_key_secret() -> String {
+    format!("sk_live_{}", random_base62())
+}
+
+/// 32 random bytes in base62 (about 43 characters).
+pub fn random_base62() -> String {
     const ALPHABET: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
     let mut bytes = [0u8; 32];
     rand::rngs::OsRng.fill_bytes(&mut bytes);
@@ -70,10 +78,7 @@ pub fn new_key_secret() -> String {
         out.push(ALPHABET[rem as usize]);
     }
     out.reverse();
-    format!(
-        "sk_live_{}",
-        String::from_utf8(out).expect("alphabet is ascii")
-    )
+    String::from_utf8(out).expect("alphabet is ascii")
 }
 
 /// The displayable prefix of a key: `sk_live_...` and its last four characters.
@@ -181,6 +186,7 @@ async fn key_caller(ctx: &Ctx, token: &str) -> Result<Caller, ApiError> {
         scopes,
         api_key_label: Some(key.label),
         api_key_permission_set: Some(key.permission_set),
+        posture: key.posture,
     })
 }
 
@@ -226,6 +232,7 @@ async fn session_caller(
         scopes,
         api_key_label: None,
         api_key_permission_set: None,
+        posture: member.posture,
     })
 }
 
@@ -276,6 +283,7 @@ mod tests {
             scopes: vec![Scope::WorkspaceRead, Scope::WorkspaceWrite],
             api_key_label: None,
             api_key_permission_set: None,
+            posture: "active".into(),
         };
         assert!(caller.holds(Scope::WorkspaceReadOwn));
         assert!(caller.holds(Scope::TasksWriteOwn));

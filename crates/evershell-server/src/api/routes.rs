@@ -9,15 +9,15 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::http::Method;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post, put, MethodRouter};
+use axum::routing::{delete, get, patch, post, put, MethodRouter};
 use axum::Router;
 use evershell_core::{ErrorCode, Scope};
 
 use super::auth::Caller;
 use super::error::ApiError;
 use super::handlers::{
-    api_keys, audit, config, credentials, lifecycle, providers, roles, secrets, stream, tasks,
-    workspaces,
+    api_keys, audit, config, credentials, lifecycle, members, providers, roles, secrets, stream,
+    tasks, workspaces,
 };
 use crate::Ctx;
 
@@ -41,6 +41,24 @@ pub struct RouteSpec {
     pub sse: bool,
 }
 
+impl RouteSpec {
+    /// Whether the route creates or amends something (every POST, PUT and
+    /// PATCH except the wind-down actions: archive, stop, cancel). Those
+    /// are refused with `423 billing_inactive` while the org is not
+    /// active; reads, deletes and wind-down actions always work.
+    pub fn creates(&self) -> bool {
+        const WIND_DOWN: &[&str] = &[
+            "/archive",
+            "/cancel",
+            "/stop",
+            "/stop-all",
+            "/stop-workspaces",
+        ];
+        matches!(self.method, Method::POST | Method::PUT | Method::PATCH)
+            && !WIND_DOWN.iter().any(|end| self.path.ends_with(end))
+    }
+}
+
 /// Marker set on requests to SSE routes, read by the [`Caller`] extractor.
 #[derive(Debug, Clone, Copy)]
 pub struct AllowsQueryKey;
@@ -62,6 +80,8 @@ const CAPS_WRITE: Access = Access::AnyOf(&[CapsWrite]);
 const SECRETS_WRITE: Access = Access::AnyOf(&[SecretsWrite]);
 const APIKEYS_WRITE: Access = Access::AnyOf(&[ApikeysWrite]);
 const AUTH_WRITE: Access = Access::AnyOf(&[AuthWrite, AuthWriteOwn]);
+const MEMBERS_READ: Access = Access::AnyOf(&[MembersRead, MembersReadOwn]);
+const MEMBERS_WRITE: Access = Access::AnyOf(&[MembersWrite]);
 
 macro_rules! table {
     ($($method:ident $path:literal => $access:expr $(, $sse:ident)?;)+) => {
@@ -82,15 +102,21 @@ pub fn table() -> Vec<RouteSpec> {
         GET "/v1/api-keys" => APIKEYS_WRITE;
         POST "/v1/api-keys" => APIKEYS_WRITE;
         DELETE "/v1/api-keys/{id}" => APIKEYS_WRITE;
+        GET "/v1/orgs/{id}/memberships" => MEMBERS_READ;
+        POST "/v1/orgs/{id}/memberships" => MEMBERS_WRITE;
+        PATCH "/v1/orgs/{id}/memberships/{user_id}" => MEMBERS_WRITE;
+        DELETE "/v1/orgs/{id}/memberships/{user_id}" => MEMBERS_WRITE;
         GET "/v1/providers" => Access::SignedIn;
         POST "/v1/providers" => CAPS_WRITE;
         GET "/v1/providers/{id}" => Access::SignedIn;
+        PATCH "/v1/providers/{id}" => CAPS_WRITE;
         DELETE "/v1/providers/{id}" => CAPS_WRITE;
         POST "/v1/providers/{id}/archive" => CAPS_WRITE;
         POST "/v1/providers/{id}/unarchive" => CAPS_WRITE;
         GET "/v1/agent-roles" => Access::SignedIn;
         POST "/v1/agent-roles" => CAPS_WRITE;
         GET "/v1/agent-roles/{id}" => Access::SignedIn;
+        PATCH "/v1/agent-roles/{id}" => CAPS_WRITE;
         DELETE "/v1/agent-roles/{id}" => CAPS_WRITE;
         POST "/v1/agent-roles/{id}/archive" => CAPS_WRITE;
         POST "/v1/agent-roles/{id}/unarchive" => CAPS_WRITE;
@@ -123,15 +149,21 @@ fn handler(method: &Method, path: &str) -> MethodRouter<Arc<Ctx>> {
         ("GET", "/v1/api-keys") => get(api_keys::list),
         ("POST", "/v1/api-keys") => post(api_keys::create),
         ("DELETE", "/v1/api-keys/{id}") => delete(api_keys::delete_one),
+        ("GET", "/v1/orgs/{id}/memberships") => get(members::list),
+        ("POST", "/v1/orgs/{id}/memberships") => post(members::invite),
+        ("PATCH", "/v1/orgs/{id}/memberships/{user_id}") => patch(members::change_role),
+        ("DELETE", "/v1/orgs/{id}/memberships/{user_id}") => delete(members::remove),
         ("GET", "/v1/providers") => get(providers::list),
         ("POST", "/v1/providers") => post(providers::create),
         ("GET", "/v1/providers/{id}") => get(providers::get_one),
+        ("PATCH", "/v1/providers/{id}") => patch(providers::update),
         ("DELETE", "/v1/providers/{id}") => delete(lifecycle::delete_provider),
         ("POST", "/v1/providers/{id}/archive") => post(lifecycle::archive_provider),
         ("POST", "/v1/providers/{id}/unarchive") => post(lifecycle::unarchive_provider),
         ("GET", "/v1/agent-roles") => get(roles::list),
         ("POST", "/v1/agent-roles") => post(roles::create),
         ("GET", "/v1/agent-roles/{id}") => get(roles::get_one),
+        ("PATCH", "/v1/agent-roles/{id}") => patch(roles::update),
         ("DELETE", "/v1/agent-roles/{id}") => delete(lifecycle::delete_role),
         ("POST", "/v1/agent-roles/{id}/archive") => post(lifecycle::archive_role),
         ("POST", "/v1/agent-roles/{id}/unarchive") => post(lifecycle::unarchive_role),
@@ -220,6 +252,16 @@ async fn enforce(State(ctx): State<Arc<Ctx>>, request: Request, next: Next) -> R
         return ApiError::new(
             ErrorCode::PermissionDenied,
             "the caller lacks a scope this route requires",
+        )
+        .into_response();
+    }
+    if spec.creates() && caller.posture != "active" {
+        return ApiError::new(
+            ErrorCode::BillingInactive,
+            format!(
+                "the org is {}: reads and wind-down actions still work",
+                caller.posture
+            ),
         )
         .into_response();
     }

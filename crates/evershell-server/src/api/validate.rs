@@ -25,6 +25,19 @@ impl Fields {
         }
     }
 
+    /// A plausible email address: one `@` with text on both sides, no
+    /// spaces or control characters, at most 254 bytes.
+    pub fn email(&mut self, path: &str, value: &str) {
+        let ok = value.len() <= 254
+            && value.split('@').count() == 2
+            && !value.starts_with('@')
+            && !value.ends_with('@')
+            && !value.chars().any(|c| c.is_whitespace() || c.is_control());
+        if !ok {
+            self.add(path, "must be an email address");
+        }
+    }
+
     pub fn one_of(&mut self, path: &str, value: &str, allowed: &[&str]) {
         if !allowed.contains(&value) {
             self.add(path, format!("must be one of: {}", allowed.join(", ")));

@@ -7,6 +7,10 @@ use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, Salt
 use argon2::Argon2;
 use rand::RngCore;
 
+/// The shortest password a person may choose when they create an account
+/// through an invitation.
+pub const MIN_LENGTH: usize = 12;
+
 /// A password could not be hashed (argon2 refuses only absurd inputs).
 #[derive(Debug, thiserror::Error)]
 #[error("password: cannot hash: {0}")]

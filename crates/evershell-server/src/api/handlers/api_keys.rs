@@ -24,6 +24,10 @@ pub struct CreateApiKey {
     pub label: String,
     /// `full_access`, `submit_observe` or `read_only`.
     pub permission_set: String,
+    /// When the key stops authenticating (RFC 3339, in the future); keys
+    /// without it live until revoked.
+    #[serde(default)]
+    pub expires_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 pub async fn list(State(ctx): State<Arc<Ctx>>, caller: Caller) -> ApiResult<Json<Value>> {
@@ -59,6 +63,9 @@ pub async fn create(
             "must be full_access, submit_observe or read_only",
         );
     }
+    if body.expires_at.is_some_and(|t| t <= chrono::Utc::now()) {
+        fields.add("expires_at", "must be in the future");
+    }
     fields.into_result()?;
 
     let secret = zeroize::Zeroizing::new(new_key_secret());
@@ -72,6 +79,7 @@ pub async fn create(
             secret_hash: &hash_key(&ctx.pepper, &secret),
             permission_set: &body.permission_set,
             created_by: &caller.user_id,
+            expires_at: body.expires_at,
         })
         .await?;
     let summary = format!("created api key {:?}", body.label);
@@ -85,6 +93,7 @@ pub async fn create(
         Json(json!({
             "id": id, "label": body.label, "prefix": prefix,
             "permission_set": body.permission_set, "value": secret.as_str(),
+            "expires_at": body.expires_at.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
         })),
     ))
 }

@@ -71,20 +71,202 @@ pub struct CreateRole {
 pub const ENVIRONMENTS: &[&str] = &["development", "staging", "production"];
 pub const THINKING_EFFORTS: &[&str] = &["high", "medium", "low", "off"];
 
+/// `PATCH /v1/agent-roles/{id}`: absent fields stay as they are;
+/// `pack_ids` replaces the whole list. The result is validated as a new
+/// role would be. Live workspaces keep the policy they were provisioned
+/// with; the change reaches a workspace when its sandbox next starts.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PatchRole {
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    display_name: Option<String>,
+    #[serde(default)]
+    description: Option<String>,
+    #[serde(default)]
+    provider_id: Option<String>,
+    #[serde(default)]
+    model: Option<String>,
+    #[serde(default)]
+    capabilities: Option<String>,
+    #[serde(default)]
+    environment: Option<String>,
+    #[serde(default)]
+    environment_description: Option<String>,
+    #[serde(default)]
+    task_timeout_seconds: Option<u64>,
+    #[serde(default)]
+    idle_timeout_seconds: Option<u64>,
+    #[serde(default)]
+    thinking_effort: Option<String>,
+    #[serde(default)]
+    max_continuations: Option<u32>,
+    #[serde(default)]
+    max_context_tokens: Option<u64>,
+    #[serde(default)]
+    pool_policy: Option<String>,
+    #[serde(default)]
+    pool_size: Option<u32>,
+    #[serde(default)]
+    pool_max_size: Option<u32>,
+    #[serde(default)]
+    pack_ids: Option<Vec<String>>,
+    #[serde(default)]
+    resources: Option<Resources>,
+    #[serde(default)]
+    extra_ports: Option<Vec<u16>>,
+    #[serde(default)]
+    image: Option<String>,
+}
+
 pub async fn create(
     State(ctx): State<Arc<Ctx>>,
     caller: Caller,
     ApiJson(body): ApiJson<CreateRole>,
 ) -> ApiResult<(StatusCode, Json<AgentRole>)> {
+    let provider = check(&ctx, &caller, &body).await?;
+    let role = build(
+        body,
+        provider,
+        new_id(Kind::Role),
+        &caller.org_id,
+        Utc::now(),
+        None,
+    );
+    let summary = format!("created agent role {}", role.name);
+    let row = ctx.config_row(
+        &caller,
+        EventType::AgentRoleCreated,
+        "agent_role",
+        &role.id,
+        summary,
+    );
+    let stored = ctx
+        .store
+        .insert_doc(
+            DocTable::AgentRoles,
+            &role.id,
+            &role.org_id,
+            &role.name,
+            &role,
+            std::slice::from_ref(&row),
+        )
+        .await;
+    if let Err(e) = stored {
+        if e.is_unique_violation() {
+            return Err(ApiError::field(
+                "name",
+                "an agent role with this name exists",
+            ));
+        }
+        return Err(e.into());
+    }
+    ctx.audit.publish(&[row]);
+    Ok((StatusCode::CREATED, Json(role)))
+}
+
+pub async fn update(
+    State(ctx): State<Arc<Ctx>>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiJson(patch): ApiJson<PatchRole>,
+) -> ApiResult<Json<AgentRole>> {
+    let current: AgentRole = ctx
+        .store
+        .get_doc(DocTable::AgentRoles, &caller.org_id, &id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(ErrorCode::RoleNotFound, "agent role"))?;
+    let body = CreateRole {
+        name: patch.name.unwrap_or(current.name),
+        display_name: Some(patch.display_name.unwrap_or(current.display_name)),
+        description: patch.description.unwrap_or(current.description),
+        provider_id: patch.provider_id.unwrap_or(current.provider_id),
+        model: Some(patch.model.unwrap_or(current.model)),
+        capabilities: patch.capabilities.unwrap_or(current.capabilities),
+        environment: Some(patch.environment.unwrap_or(current.environment)),
+        environment_description: patch
+            .environment_description
+            .unwrap_or(current.environment_description),
+        task_timeout_seconds: Some(
+            patch
+                .task_timeout_seconds
+                .unwrap_or(current.task_timeout_seconds),
+        ),
+        idle_timeout_seconds: Some(
+            patch
+                .idle_timeout_seconds
+                .unwrap_or(current.idle_timeout_seconds),
+        ),
+        thinking_effort: Some(patch.thinking_effort.unwrap_or(current.thinking_effort)),
+        max_continuations: Some(patch.max_continuations.unwrap_or(current.max_continuations)),
+        max_context_tokens: Some(
+            patch
+                .max_context_tokens
+                .unwrap_or(current.max_context_tokens),
+        ),
+        pool_policy: patch.pool_policy.unwrap_or(current.pool_policy),
+        pool_size: patch.pool_size.unwrap_or(current.pool_size),
+        pool_max_size: patch.pool_max_size.unwrap_or(current.pool_max_size),
+        pack_ids: patch.pack_ids.unwrap_or(current.pack_ids),
+        resources: patch.resources.unwrap_or(current.resources),
+        extra_ports: patch.extra_ports.unwrap_or(current.extra_ports),
+        image: patch.image.unwrap_or(current.image),
+    };
+    let provider = check(&ctx, &caller, &body).await?;
+    let mut role = build(
+        body,
+        provider,
+        current.id,
+        &caller.org_id,
+        current.created_at,
+        current.archived_at,
+    );
+    role.updated_at = Utc::now();
+    let summary = format!("updated agent role {}", role.name);
+    let row = ctx.config_row(
+        &caller,
+        EventType::AgentRoleUpdated,
+        "agent_role",
+        &role.id,
+        summary,
+    );
+    let stored = ctx
+        .store
+        .replace_doc(
+            DocTable::AgentRoles,
+            &caller.org_id,
+            &role.id,
+            &role.name,
+            &role,
+            std::slice::from_ref(&row),
+        )
+        .await;
+    match stored {
+        Ok(true) => {}
+        Ok(false) => return Err(ApiError::not_found(ErrorCode::RoleNotFound, "agent role")),
+        Err(e) if e.is_unique_violation() => {
+            return Err(ApiError::field(
+                "name",
+                "an agent role with this name exists",
+            ))
+        }
+        Err(e) => return Err(e.into()),
+    }
+    ctx.audit.publish(&[row]);
+    Ok(Json(role))
+}
+
+/// Every rule a role document must satisfy, reported all at once; returns
+/// the (active) provider the role names.
+async fn check(ctx: &Ctx, caller: &Caller, body: &CreateRole) -> ApiResult<Provider> {
     let mut fields = Fields::default();
     fields.slug("name", &body.name);
     fields.caps(&body.capabilities);
-    let environment = body
-        .environment
-        .unwrap_or_else(|| "development".to_string());
-    fields.one_of("environment", &environment, ENVIRONMENTS);
-    let thinking_effort = body.thinking_effort.unwrap_or_else(|| "off".to_string());
-    fields.one_of("thinking_effort", &thinking_effort, THINKING_EFFORTS);
+    let environment = body.environment.as_deref().unwrap_or("development");
+    fields.one_of("environment", environment, ENVIRONMENTS);
+    let thinking_effort = body.thinking_effort.as_deref().unwrap_or("off");
+    fields.one_of("thinking_effort", thinking_effort, THINKING_EFFORTS);
     fields.one_of("pool_policy", &body.pool_policy, &["", "static", "dynamic"]);
     if !body.pool_policy.is_empty() {
         fields.add(
@@ -141,24 +323,39 @@ pub async fn create(
     };
     let model = body
         .model
+        .clone()
+        .filter(|m| !m.is_empty())
         .or_else(|| provider.as_ref().map(|p| p.default_model.clone()));
     if model.as_deref().is_none_or(str::is_empty) {
         fields.add("model", "required when the provider has no default_model");
     }
     fields.into_result()?;
-    let provider = provider.expect("validated above");
+    Ok(provider.expect("validated above"))
+}
 
-    let now = Utc::now();
-    let role = AgentRole {
-        id: new_id(Kind::Role),
-        org_id: caller.org_id.clone(),
+fn build(
+    body: CreateRole,
+    provider: Provider,
+    id: String,
+    org_id: &str,
+    created_at: chrono::DateTime<Utc>,
+    archived_at: Option<chrono::DateTime<Utc>>,
+) -> AgentRole {
+    AgentRole {
+        id,
+        org_id: org_id.to_string(),
         display_name: body.display_name.unwrap_or_else(|| body.name.clone()),
         name: body.name,
         description: body.description,
         provider_id: provider.id,
-        model: model.expect("validated above"),
+        model: body
+            .model
+            .filter(|m| !m.is_empty())
+            .unwrap_or(provider.default_model),
         capabilities: body.capabilities,
-        environment,
+        environment: body
+            .environment
+            .unwrap_or_else(|| "development".to_string()),
         environment_description: body.environment_description,
         task_timeout_seconds: body
             .task_timeout_seconds
@@ -166,7 +363,7 @@ pub async fn create(
         idle_timeout_seconds: body
             .idle_timeout_seconds
             .unwrap_or(crate::DEFAULT_IDLE_TIMEOUT_SECONDS),
-        thinking_effort,
+        thinking_effort: body.thinking_effort.unwrap_or_else(|| "off".to_string()),
         max_continuations: body.max_continuations.unwrap_or(DEFAULT_MAX_CONTINUATIONS),
         max_context_tokens: body
             .max_context_tokens
@@ -178,40 +375,10 @@ pub async fn create(
         resources: body.resources,
         extra_ports: body.extra_ports,
         image: body.image,
-        created_at: now,
-        updated_at: now,
-        archived_at: None,
-    };
-    let summary = format!("created agent role {}", role.name);
-    let row = ctx.config_row(
-        &caller,
-        EventType::AgentRoleCreated,
-        "agent_role",
-        &role.id,
-        summary,
-    );
-    let stored = ctx
-        .store
-        .insert_doc(
-            DocTable::AgentRoles,
-            &role.id,
-            &role.org_id,
-            &role.name,
-            &role,
-            std::slice::from_ref(&row),
-        )
-        .await;
-    if let Err(e) = stored {
-        if e.is_unique_violation() {
-            return Err(ApiError::field(
-                "name",
-                "an agent role with this name exists",
-            ));
-        }
-        return Err(e.into());
+        created_at,
+        updated_at: created_at,
+        archived_at,
     }
-    ctx.audit.publish(&[row]);
-    Ok((StatusCode::CREATED, Json(role)))
 }
 
 pub async fn list(

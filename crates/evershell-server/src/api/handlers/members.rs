@@ -1,0 +1,386 @@
+//! Org memberships: `GET`/`POST /v1/orgs/{id}/memberships`,
+//! `PATCH`/`DELETE /v1/orgs/{id}/memberships/{user_id}`, and accepting an
+//! invitation at `/invitations/{token}` (outside `/v1`: the person has no
+//! session yet).
+//!
+//! The org in the path must be the caller's own org (by id or slug); any
+//! other org is `403 permission_denied`, as for every route naming an org.
+//! The last owner can be neither demoted nor removed (`409 last_owner`),
+//! and only an owner may invite an owner or change anyone's role.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use chrono::{Duration, SecondsFormat, Utc};
+use evershell_core::scope::{member_role_scopes, Scope};
+use evershell_core::{ErrorCode, EventType};
+use evershell_store::members::OWNER;
+use evershell_store::{MemberError, MemberRecord, MemberTarget, NewInvitation};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use zeroize::Zeroizing;
+
+use crate::api::auth::{hash_key, random_base62, Caller};
+use crate::api::error::{ApiError, ApiResult};
+use crate::api::extract::ApiJson;
+use crate::api::validate::Fields;
+use crate::identity::password;
+use crate::Ctx;
+
+/// How long an invitation token stays valid.
+pub const INVITATION_TTL_DAYS: i64 = 7;
+
+const ROLES: &[&str] = &["owner", "operator", "member"];
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Invite {
+    pub email: String,
+    /// `owner`, `operator` or `member`.
+    pub role: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChangeRole {
+    pub role: String,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Accept {
+    /// The new account's password; required when the invited email has no
+    /// account yet, ignored otherwise.
+    #[serde(default)]
+    pub password: Option<Zeroizing<String>>,
+}
+
+fn record_json(m: &MemberRecord) -> Value {
+    json!({
+        "id": m.id, "org_id": m.org_id, "user_id": m.user_id, "email": m.email,
+        "role": m.role, "invited_by": m.invited_by, "invited_at": m.invited_at,
+        "accepted_at": m.accepted_at,
+    })
+}
+
+/// The path's org must be the caller's; naming another is `403`.
+fn own_org(caller: &Caller, org: &str) -> ApiResult<()> {
+    if org == caller.org_id || org == caller.org_slug {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            ErrorCode::PermissionDenied,
+            "the caller does not act in this org",
+        ))
+    }
+}
+
+fn only_owners(caller: &Caller, what: &str) -> ApiResult<()> {
+    if caller.role.as_deref() == Some(OWNER) {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            ErrorCode::PermissionDenied,
+            format!("only an owner may {what}"),
+        ))
+    }
+}
+
+fn member_error(e: MemberError) -> ApiError {
+    match e {
+        MemberError::LastOwner => ApiError::conflict(
+            "last_owner",
+            "the org must keep an owner; promote another member first",
+        ),
+        MemberError::AlreadyMember(email) => {
+            ApiError::conflict("already_member", format!("{email} is already a member"))
+        }
+        MemberError::Store(e) => e.into(),
+    }
+}
+
+fn membership_not_found() -> ApiError {
+    let mut e = ApiError::not_found(ErrorCode::NotFound, "membership");
+    e.slug = Some("membership_not_found");
+    e
+}
+
+/// Members and pending invitations; `members:read:own` sees only its own
+/// membership.
+pub async fn list(
+    State(ctx): State<Arc<Ctx>>,
+    caller: Caller,
+    Path(org): Path<String>,
+) -> ApiResult<Json<Value>> {
+    own_org(&caller, &org)?;
+    let narrowed = caller.narrowing(Scope::MembersRead).map(str::to_string);
+    let members: Vec<Value> = ctx
+        .store
+        .list_members(&caller.org_id)
+        .await?
+        .iter()
+        .filter(|m| narrowed.as_deref().is_none_or(|me| m.user_id == me))
+        .map(record_json)
+        .collect();
+    Ok(Json(json!({ "memberships": members })))
+}
+
+/// Invites `email` as `role`. Without a mailer, the single-use token and
+/// the URL accepting it are in this answer (and nowhere else: only a hash
+/// is stored).
+pub async fn invite(
+    State(ctx): State<Arc<Ctx>>,
+    caller: Caller,
+    Path(org): Path<String>,
+    ApiJson(body): ApiJson<Invite>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    own_org(&caller, &org)?;
+    let email = body.email.trim().to_ascii_lowercase();
+    let mut fields = Fields::default();
+    fields.email("email", &email);
+    fields.one_of("role", &body.role, ROLES);
+    fields.into_result()?;
+    if body.role == OWNER {
+        only_owners(&caller, "invite an owner")?;
+    }
+
+    let token = Zeroizing::new(format!("inv_{}", random_base62()));
+    let expires_at = Utc::now() + Duration::days(INVITATION_TTL_DAYS);
+    let summary = format!("invited {email} as {}", body.role);
+    let id = ctx
+        .store
+        .create_invitation(
+            NewInvitation {
+                org_id: &caller.org_id,
+                email: &email,
+                role: &body.role,
+                token_hash: &hash_key(&ctx.pepper, &token),
+                invited_by: &caller.user_id,
+                expires_at,
+            },
+            |id| vec![ctx.config_row(&caller, EventType::MemberInvited, "membership", id, summary)],
+        )
+        .await
+        .map_err(member_error)?;
+    let url = format!("{}/invitations/{}", ctx.config.public_url, token.as_str());
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({
+            "membership": {
+                "id": id, "org_id": caller.org_id, "user_id": "", "email": email,
+                "role": body.role, "invited_by": caller.user_id,
+                "invited_at": Utc::now().to_rfc3339_opts(SecondsFormat::Micros, true),
+                "accepted_at": null,
+            },
+            "invitation": {
+                "token": token.as_str(), "url": url,
+                "expires_at": expires_at.to_rfc3339_opts(SecondsFormat::Secs, true),
+            },
+        })),
+    ))
+}
+
+/// Changes a member's role (owners only); `409 pending_invitation` for an
+/// invitation not yet accepted, `409 last_owner` when it would leave the
+/// org without an owner.
+pub async fn change_role(
+    State(ctx): State<Arc<Ctx>>,
+    caller: Caller,
+    Path((org, key)): Path<(String, String)>,
+    ApiJson(body): ApiJson<ChangeRole>,
+) -> ApiResult<Json<Value>> {
+    own_org(&caller, &org)?;
+    let mut fields = Fields::default();
+    fields.one_of("role", &body.role, ROLES);
+    fields.into_result()?;
+    only_owners(&caller, "change a member's role")?;
+    let member = match ctx.store.member_target(&caller.org_id, &key).await? {
+        Some(MemberTarget::Member(m)) => m,
+        Some(MemberTarget::Pending(_)) => {
+            return Err(ApiError::conflict(
+                "pending_invitation",
+                "the invitation is not accepted yet; revoke it and invite again",
+            ))
+        }
+        None => return Err(membership_not_found()),
+    };
+    let summary = format!(
+        "changed the role of {} from {} to {}",
+        member.email, member.role, body.role
+    );
+    let row = ctx.config_row(
+        &caller,
+        EventType::MemberRoleChanged,
+        "membership",
+        &member.id,
+        summary,
+    );
+    let changed = ctx
+        .store
+        .change_member_role(&caller.org_id, &member.user_id, &body.role, &[row])
+        .await
+        .map_err(member_error)?;
+    if !changed {
+        return Err(membership_not_found());
+    }
+    let mut out = record_json(&member);
+    out["role"] = json!(body.role);
+    Ok(Json(out))
+}
+
+/// Removes a member (their sessions stop working for the org with the next
+/// request) or revokes a pending invitation.
+pub async fn remove(
+    State(ctx): State<Arc<Ctx>>,
+    caller: Caller,
+    Path((org, key)): Path<(String, String)>,
+) -> ApiResult<Json<Value>> {
+    own_org(&caller, &org)?;
+    match ctx.store.member_target(&caller.org_id, &key).await? {
+        Some(MemberTarget::Member(member)) => {
+            if member.role == OWNER {
+                only_owners(&caller, "remove an owner")?;
+            }
+            let summary = format!("removed {} ({})", member.email, member.role);
+            let row = ctx.config_row(
+                &caller,
+                EventType::MemberRemoved,
+                "membership",
+                &member.id,
+                summary,
+            );
+            let removed = ctx
+                .store
+                .remove_member(&caller.org_id, &member.user_id, &[row])
+                .await
+                .map_err(member_error)?;
+            if !removed {
+                return Err(membership_not_found());
+            }
+            Ok(Json(json!({ "id": member.id, "status": "removed" })))
+        }
+        Some(MemberTarget::Pending(invite)) => {
+            let summary = format!("revoked the invitation of {}", invite.email);
+            let row = ctx.config_row(
+                &caller,
+                EventType::InvitationRevoked,
+                "membership",
+                &invite.id,
+                summary,
+            );
+            if !ctx
+                .store
+                .revoke_invitation(&caller.org_id, &invite.id, &[row])
+                .await?
+            {
+                return Err(membership_not_found());
+            }
+            Ok(Json(json!({ "id": invite.id, "status": "revoked" })))
+        }
+        None => Err(membership_not_found()),
+    }
+}
+
+fn invitation_not_found() -> ApiError {
+    let mut e = ApiError::new(
+        ErrorCode::NotFound,
+        "no such invitation: it may have expired, been used or been revoked",
+    );
+    e.slug = Some("invitation_not_found");
+    e
+}
+
+/// `GET /invitations/{token}`: what accepting would do.
+pub async fn show_invitation(
+    State(ctx): State<Arc<Ctx>>,
+    Path(token): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let hash = hash_key(&ctx.pepper, &token);
+    let (org_slug, email, role, expires_at) = ctx
+        .store
+        .invitation_by_token(&hash)
+        .await?
+        .ok_or_else(invitation_not_found)?;
+    let has_account = ctx.store.user_login(&email).await?.is_some();
+    Ok(Json(json!({
+        "org_slug": org_slug, "email": email, "role": role, "expires_at": expires_at,
+        "needs_password": !has_account,
+    })))
+}
+
+/// `POST /invitations/{token}`: accepts, once. A new account needs a
+/// password (at least 12 characters); an existing account keeps its own.
+pub async fn accept_invitation(
+    State(ctx): State<Arc<Ctx>>,
+    Path(token): Path<String>,
+    body: axum::body::Bytes,
+) -> ApiResult<Json<Value>> {
+    // An empty body accepts for an existing account.
+    let body: Accept = if body.iter().all(u8::is_ascii_whitespace) {
+        Accept::default()
+    } else {
+        serde_json::from_slice(&body)
+            .map_err(|e| ApiError::field("body", format!("malformed json: {e}")))?
+    };
+    let hash = hash_key(&ctx.pepper, &token);
+    let (_, email, _, _) = ctx
+        .store
+        .invitation_by_token(&hash)
+        .await?
+        .ok_or_else(invitation_not_found)?;
+    let has_account = ctx.store.user_login(&email).await?.is_some();
+    let password_hash = match (&body.password, has_account) {
+        (_, true) => None,
+        (None, false) => {
+            return Err(ApiError::field(
+                "password",
+                "required: this email has no account yet",
+            ))
+        }
+        (Some(p), false) if p.chars().count() < password::MIN_LENGTH => {
+            return Err(ApiError::field(
+                "password",
+                format!("must be at least {} characters", password::MIN_LENGTH),
+            ))
+        }
+        (Some(p), false) => {
+            let p = p.clone();
+            Some(
+                tokio::task::spawn_blocking(move || password::hash(&p))
+                    .await
+                    .map_err(ApiError::internal)?
+                    .map_err(ApiError::internal)?,
+            )
+        }
+    };
+    let joined = ctx
+        .store
+        .accept_invitation(&hash, password_hash.as_deref(), |joined| {
+            let mut row = evershell_core::AuditEvent::new(
+                EventType::MemberJoined,
+                &joined.org_id,
+                &joined.user_id,
+            );
+            row.subject_type = Some("membership".to_string());
+            row.subject_id = Some(joined.membership_id.clone());
+            row.summary = Some(format!(
+                "{} joined as {} (invitation accepted)",
+                joined.email, joined.role
+            ));
+            vec![row]
+        })
+        .await?
+        .ok_or_else(invitation_not_found)?;
+    let scopes: Vec<&str> = member_role_scopes(&joined.role)
+        .unwrap_or_default()
+        .iter()
+        .map(|s| s.as_str())
+        .collect();
+    Ok(Json(json!({
+        "membership_id": joined.membership_id, "org_id": joined.org_id,
+        "org_slug": joined.org_slug, "user_id": joined.user_id, "email": joined.email,
+        "role": joined.role, "permissions": scopes, "account_created": joined.new_user,
+    })))
+}
