@@ -46,8 +46,12 @@ impl Caller {
 
     /// `None` when the caller may act on every row of the org for
     /// `unscoped`, or `Some(user_id)` when only on rows it created.
+    /// Unscoped `workspace:write` widens `tasks:write` to every workspace
+    /// of the org (owners and operators run work anywhere).
     pub fn narrowing(&self, unscoped: Scope) -> Option<&str> {
-        if self.scopes.contains(&unscoped) {
+        let wide = self.scopes.contains(&unscoped)
+            || (unscoped == Scope::TasksWrite && self.scopes.contains(&Scope::WorkspaceWrite));
+        if wide {
             None
         } else {
             Some(&self.user_id)
@@ -290,5 +294,6 @@ mod tests {
         assert!(!caller.holds(Scope::AuditRead));
         assert_eq!(caller.narrowing(Scope::WorkspaceRead), None);
         assert_eq!(caller.narrowing(Scope::AuditRead), Some("system"));
+        assert_eq!(caller.narrowing(Scope::TasksWrite), None);
     }
 }
