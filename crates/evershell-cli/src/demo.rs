@@ -58,6 +58,9 @@ pub struct DemoWorld {
     pub echo: ScriptedModelServer,
     pub server: RunningServer,
     pub client: Client,
+    /// The throwaway PostgreSQL database the platform runs on, when started
+    /// with [`DemoWorld::start_on_temp_postgres`]; dropped last.
+    pub database: Option<evershell_testkit::postgres::TempDatabase>,
 }
 
 impl DemoWorld {
@@ -69,6 +72,21 @@ impl DemoWorld {
             .tempdir()?;
         let listen = "127.0.0.1:0".parse().expect("literal address");
         DemoWorld::start_in(dir, listen, script, exe).await
+    }
+
+    /// Like [`DemoWorld::start`], on a fresh PostgreSQL database of the
+    /// local server (see [`evershell_testkit::postgres`]), dropped with the
+    /// world.
+    pub async fn start_on_temp_postgres(
+        script: Vec<ScriptStep>,
+        exe: PathBuf,
+    ) -> anyhow::Result<DemoWorld> {
+        let database = evershell_testkit::postgres::TempDatabase::create()
+            .await
+            .context("creating a PostgreSQL database on 127.0.0.1:5432")?;
+        let mut world = DemoWorld::start_on(database.url(), script, exe).await?;
+        world.database = Some(database);
+        Ok(world)
     }
 
     /// Like [`DemoWorld::start`], with the platform's database at
@@ -174,6 +192,7 @@ impl DemoWorld {
             echo,
             server,
             client,
+            database: None,
         })
     }
 

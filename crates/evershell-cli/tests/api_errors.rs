@@ -1,6 +1,7 @@
 //! Bad input gets the documented error envelope, with the documented code
 //! and status, and a request id that matches the `x-request-id` header.
 
+#[macro_use]
 mod common;
 
 use evershell_cli::demo::DEMO_CAPS;
@@ -31,9 +32,8 @@ fn assert_envelope(status: u16, header: &str, body: &Value, want_status: u16, wa
     assert_eq!(error["request_id"].as_str(), Some(header), "{body}");
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn bad_requests_get_the_documented_envelope() {
-    let world = common::world(Vec::new(), "known", DEMO_CAPS).await;
+async fn bad_requests_get_the_documented_envelope(engine: common::Engine) {
+    let world = common::world_on(engine, Vec::new(), "known", DEMO_CAPS).await;
     let http = world.client.http().clone();
     let url = |p: &str| world.client.url(p);
     let key = world.client.profile.api_key.clone();
@@ -208,3 +208,5 @@ async fn bad_requests_get_the_documented_envelope() {
     assert_eq!(list, json!([]), "another org's workspaces are invisible");
     world.shutdown().await;
 }
+
+on_both_engines!(bad_requests_get_the_documented_envelope,);

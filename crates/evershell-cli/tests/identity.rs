@@ -2,6 +2,7 @@
 //! role's scopes; session tokens are refused when expired, tampered with or
 //! sent in a query string; sessions manage API keys.
 
+#[macro_use]
 mod common;
 
 use std::io::Write;
@@ -54,8 +55,19 @@ fn role_body(name: &str) -> Value {
 }
 
 /// Runs the `evershell` binary with `stdin` and `HOME` set for the child.
-fn evershell(home: &std::path::Path, args: &[&str], stdin: &str) -> std::process::Output {
-    let mut child = Command::new(common::exe())
+/// On PostgreSQL, `evershell admin` finds the database through
+/// `EVERSHELL_DATABASE_URL`.
+fn evershell(
+    world: &DemoWorld,
+    home: &std::path::Path,
+    args: &[&str],
+    stdin: &str,
+) -> std::process::Output {
+    let mut command = Command::new(common::exe());
+    if let Some(db) = &world.database {
+        command.env("EVERSHELL_DATABASE_URL", db.url());
+    }
+    let mut child = command
         .args(args)
         .env("HOME", home)
         .stdin(Stdio::piped())
@@ -69,9 +81,8 @@ fn evershell(home: &std::path::Path, args: &[&str], stdin: &str) -> std::process
     child.wait_with_output().expect("evershell exits")
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn members_act_with_their_role_scopes_and_see_their_memberships() {
-    let world = common::world(Vec::new(), "known", DEMO_CAPS).await;
+async fn members_act_with_their_role_scopes_and_see_their_memberships(engine: common::Engine) {
+    let world = common::world_on(engine, Vec::new(), "known", DEMO_CAPS).await;
     let slug = world.server.bootstrap.org_slug.clone();
     add_user(&world, &slug, "Olive@Acme.test", "operator").await;
     add_user(&world, &slug, "mia@acme.test", "member").await;
@@ -179,9 +190,8 @@ async fn members_act_with_their_role_scopes_and_see_their_memberships() {
     world.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn session_tokens_are_refused_when_expired_tampered_or_in_a_query() {
-    let world = common::world(Vec::new(), "known", DEMO_CAPS).await;
+async fn session_tokens_are_refused_when_expired_tampered_or_in_a_query(engine: common::Engine) {
+    let world = common::world_on(engine, Vec::new(), "known", DEMO_CAPS).await;
     let slug = world.server.bootstrap.org_slug.clone();
     let user_id = add_user(&world, &slug, "otto@acme.test", "owner").await;
     let ctx = &world.server.ctx;
@@ -230,7 +240,7 @@ async fn session_tokens_are_refused_when_expired_tampered_or_in_a_query() {
         "--data-dir",
         data_dir.to_str().unwrap(),
     ];
-    let out = evershell(home.path(), &args, "");
+    let out = evershell(&world, home.path(), &args, "");
     assert!(
         out.status.success(),
         "{}",
@@ -247,15 +257,15 @@ async fn session_tokens_are_refused_when_expired_tampered_or_in_a_query() {
     world.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn sessions_create_list_and_revoke_api_keys_and_the_cli_signs_in() {
-    let world = common::world(Vec::new(), "known", DEMO_CAPS).await;
+async fn sessions_create_list_and_revoke_api_keys_and_the_cli_signs_in(engine: common::Engine) {
+    let world = common::world_on(engine, Vec::new(), "known", DEMO_CAPS).await;
     let slug = world.server.bootstrap.org_slug.clone();
     let home = tempfile::tempdir().unwrap();
     let data_dir = world.dir.path().join("data");
 
     // The installation admin creates an owner; the CLI signs in as them.
     let out = evershell(
+        &world,
         home.path(),
         &[
             "admin",
@@ -277,6 +287,7 @@ async fn sessions_create_list_and_revoke_api_keys_and_the_cli_signs_in() {
     );
     let url = world.client.url("");
     let out = evershell(
+        &world,
         home.path(),
         &[
             "login",
@@ -356,3 +367,9 @@ async fn sessions_create_list_and_revoke_api_keys_and_the_cli_signs_in() {
     );
     world.shutdown().await;
 }
+
+on_both_engines!(
+    members_act_with_their_role_scopes_and_see_their_memberships,
+    session_tokens_are_refused_when_expired_tampered_or_in_a_query,
+    sessions_create_list_and_revoke_api_keys_and_the_cli_signs_in,
+);

@@ -2,6 +2,7 @@
 //! cascades from a provider to its roles, nothing live workspaces run on can
 //! be archived or deleted, and every change is audited.
 
+#[macro_use]
 mod common;
 
 use evershell_cli::demo::{DEMO_CAPS, MODEL_HOST};
@@ -24,10 +25,10 @@ async fn call(
     (status, response.json().await.unwrap_or(Value::Null))
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn archives_cascade_and_live_workspaces_block_archive_and_delete() {
+async fn archives_cascade_and_live_workspaces_block_archive_and_delete(engine: common::Engine) {
     use reqwest::Method;
-    let world = common::world(
+    let world = common::world_on(
+        engine,
         vec![ScriptStep::Text("done".into())],
         "busy-role",
         DEMO_CAPS,
@@ -180,3 +181,5 @@ async fn archives_cascade_and_live_workspaces_block_archive_and_delete() {
     }
     world.shutdown().await;
 }
+
+on_both_engines!(archives_cascade_and_live_workspaces_block_archive_and_delete,);

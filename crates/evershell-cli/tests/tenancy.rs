@@ -7,6 +7,7 @@
 //!
 //! The whole suite runs on SQLite and on PostgreSQL.
 
+#[macro_use]
 mod common;
 
 use std::collections::HashMap;
@@ -15,18 +16,13 @@ use std::time::Duration;
 use evershell_cli::demo::{DemoWorld, DEMO_CAPS};
 use evershell_core::scope::{member_role_scopes, permission_set, Scope};
 use evershell_server::api::routes::{table, Access, RouteSpec};
-use evershell_testkit::postgres::TempDatabase;
 use reqwest::Method;
 use serde_json::{json, Value};
 
 const PASSWORD: &str = "correct horse battery staple";
 const ROLE: &str = "known";
 
-#[derive(Clone, Copy, Debug)]
-enum Engine {
-    Sqlite,
-    Postgres,
-}
+use common::Engine;
 
 /// One kind of caller: a person's session or an API key.
 #[derive(Clone)]
@@ -176,9 +172,11 @@ impl Suite {
             .expect("user created")
     }
 
-    /// Waits until workspace `ws` has no task running.
+    /// Waits until workspace `ws` has no task running or queued.
     async fn idle(&self, org: &Org, ws: &str) {
         for _ in 0..300 {
+            // Idle, with every queued task ended (a workspace is briefly
+            // idle between two queued tasks).
             let w = self
                 .ok(
                     &org.admin,
@@ -187,7 +185,21 @@ impl Suite {
                     None,
                 )
                 .await;
-            if w["status"] == "idle" {
+            let tasks = self
+                .ok(
+                    &org.admin,
+                    Method::GET,
+                    &format!("/v1/workspaces/{ws}/tasks"),
+                    None,
+                )
+                .await;
+            let open = tasks.as_array().expect("tasks").iter().any(|t| {
+                !matches!(
+                    t["status"].as_str(),
+                    Some("completed" | "failed" | "cancelled" | "delivery_failed")
+                )
+            });
+            if w["status"] == "idle" && !open {
                 return;
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
@@ -612,13 +624,9 @@ async fn make_org(world: &DemoWorld, slug: &str) -> (Org, Vec<Caller>) {
 }
 
 async fn suite(engine: Engine) {
-    let db = match engine {
-        Engine::Sqlite => None,
-        Engine::Postgres => Some(TempDatabase::create().await.expect("test database")),
-    };
-    let world = match &db {
-        None => DemoWorld::start(Vec::new(), common::exe()).await,
-        Some(db) => DemoWorld::start_on(db.url(), Vec::new(), common::exe()).await,
+    let world = match engine {
+        Engine::Sqlite => DemoWorld::start(Vec::new(), common::exe()).await,
+        Engine::Postgres => DemoWorld::start_on_temp_postgres(Vec::new(), common::exe()).await,
     }
     .expect("world starts");
     let slug_a = world.server.bootstrap.org_slug.clone();
@@ -780,19 +788,14 @@ async fn suite(engine: Engine) {
     assert!(members["memberships"].as_array().unwrap().len() > 3);
 
     suite.world.shutdown().await;
-    drop(db);
 }
 
 /// Revoking a key, removing a member, the last-owner guard, owner-only
 /// promotion, invitations and the billing posture.
 async fn access_changes(engine: Engine) {
-    let db = match engine {
-        Engine::Sqlite => None,
-        Engine::Postgres => Some(TempDatabase::create().await.expect("test database")),
-    };
-    let world = match &db {
-        None => DemoWorld::start(Vec::new(), common::exe()).await,
-        Some(db) => DemoWorld::start_on(db.url(), Vec::new(), common::exe()).await,
+    let world = match engine {
+        Engine::Sqlite => DemoWorld::start(Vec::new(), common::exe()).await,
+        Engine::Postgres => DemoWorld::start_on_temp_postgres(Vec::new(), common::exe()).await,
     }
     .expect("world starts");
     let store = world.server.ctx.store.clone();
@@ -1017,7 +1020,6 @@ async fn access_changes(engine: Engine) {
     }
 
     suite.world.shutdown().await;
-    drop(db);
 }
 
 fn empty_org() -> Org {
@@ -1037,22 +1039,4 @@ fn empty_org() -> Org {
     }
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn access_changes_take_effect_on_sqlite() {
-    access_changes(Engine::Sqlite).await;
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn access_changes_take_effect_on_postgres() {
-    access_changes(Engine::Postgres).await;
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn every_route_every_caller_on_sqlite() {
-    suite(Engine::Sqlite).await;
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn every_route_every_caller_on_postgres() {
-    suite(Engine::Postgres).await;
-}
+on_both_engines!(access_changes, suite);

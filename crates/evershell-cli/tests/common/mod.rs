@@ -18,11 +18,50 @@ pub fn bash(command: &str) -> ScriptStep {
     ScriptStep::ToolCalls(vec![("bash".to_string(), json!({ "command": command }))])
 }
 
+/// The database engine a test runs the platform on.
+#[derive(Debug, Clone, Copy)]
+pub enum Engine {
+    Sqlite,
+    Postgres,
+}
+
+/// Declares `$name` (an `async fn(Engine)`) as two tests, `$name::sqlite`
+/// and `$name::postgres`.
+#[macro_export]
+macro_rules! on_both_engines {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread")]
+            async fn sqlite() {
+                super::$name($crate::common::Engine::Sqlite).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread")]
+            async fn postgres() {
+                super::$name($crate::common::Engine::Postgres).await;
+            }
+        }
+    )*};
+}
+
 /// A configured world (credential, provider, role `role` with `caps`).
 pub async fn world(script: Vec<ScriptStep>, role: &str, caps: &str) -> DemoWorld {
-    let world = DemoWorld::start(script, exe())
-        .await
-        .expect("demo world starts");
+    world_on(Engine::Sqlite, script, role, caps).await
+}
+
+/// [`world`] on `engine` (PostgreSQL: a fresh database, dropped with the
+/// world).
+pub async fn world_on(
+    engine: Engine,
+    script: Vec<ScriptStep>,
+    role: &str,
+    caps: &str,
+) -> DemoWorld {
+    let world = match engine {
+        Engine::Sqlite => DemoWorld::start(script, exe()).await,
+        Engine::Postgres => DemoWorld::start_on_temp_postgres(script, exe()).await,
+    }
+    .expect("demo world starts");
     world
         .configure(role, caps)
         .await
