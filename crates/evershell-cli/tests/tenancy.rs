@@ -1040,3 +1040,117 @@ fn empty_org() -> Org {
 }
 
 on_both_engines!(access_changes, suite);
+
+/// Two replicas on one PostgreSQL database: a key revoked through one is
+/// refused by the other on its very next request, and a member removed
+/// through one loses their session on the other. Nothing about keys or
+/// memberships is cached, so "at once" here is the commit of the change.
+#[tokio::test(flavor = "multi_thread")]
+async fn revocation_reaches_every_replica_at_once() {
+    let world = DemoWorld::start_on_temp_postgres(Vec::new(), common::exe())
+        .await
+        .expect("world starts");
+    let url = world.database.as_ref().expect("database").url().to_string();
+    let mut config = evershell_server::ServerConfig::new(
+        world.dir.path().join("data"),
+        "127.0.0.1:0".parse().unwrap(),
+        common::exe(),
+    );
+    config.database_url = Some(url);
+    let replica = evershell_server::start(config)
+        .await
+        .expect("second replica starts");
+    let http = world.client.http().clone();
+    let on = |addr: std::net::SocketAddr, path: &str| format!("http://{addr}{path}");
+    let first = world.server.addr;
+    let second = replica.addr;
+
+    let slug = world.server.bootstrap.org_slug.clone();
+    let store = &world.server.ctx.store;
+    evershell_server::admin::create_user(store, &slug, "boss@a.test", "owner", PASSWORD)
+        .await
+        .unwrap();
+    evershell_server::admin::create_user(store, &slug, "temp@a.test", "member", PASSWORD)
+        .await
+        .unwrap();
+    let boss = sign_in(&world, "boss@a.test", PASSWORD, &slug).await;
+    let temp = sign_in(&world, "temp@a.test", PASSWORD, &slug).await;
+
+    let status = |response: reqwest::Response| response.status().as_u16();
+    let key: Value = http
+        .post(on(first, "/v1/api-keys"))
+        .bearer_auth(&boss)
+        .json(&json!({"label": "fleet", "permission_set": "read_only"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let value = key["value"].as_str().unwrap();
+    for addr in [first, second] {
+        let r = http
+            .get(on(addr, "/v1/workspaces"))
+            .bearer_auth(value)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(status(r), 200);
+        let r = http
+            .get(on(addr, "/v1/me/session"))
+            .bearer_auth(&temp)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(status(r), 200, "a session token works on every replica");
+    }
+
+    let id = key["id"].as_str().unwrap();
+    let r = http
+        .delete(on(first, &format!("/v1/api-keys/{id}")))
+        .bearer_auth(&boss)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(status(r), 200);
+    let r = http
+        .get(on(second, "/v1/workspaces"))
+        .bearer_auth(value)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(status(r), 401, "the other replica refuses the revoked key");
+
+    let session: Value = http
+        .get(on(first, "/v1/me/session"))
+        .bearer_auth(&temp)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let org = session["org_id"].as_str().unwrap();
+    let user = session["user_id"].as_str().unwrap();
+    let r = http
+        .delete(on(first, &format!("/v1/orgs/{org}/memberships/{user}")))
+        .bearer_auth(&boss)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(status(r), 200);
+    let r = http
+        .get(on(second, "/v1/me/session"))
+        .bearer_auth(&temp)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        status(r),
+        401,
+        "the other replica refuses the removed member"
+    );
+
+    replica.shutdown().await;
+    world.shutdown().await;
+}

@@ -21,6 +21,10 @@ pub struct ServerConfig {
     pub exe: PathBuf,
     /// Maximum request body (default 10 MiB).
     pub body_limit_bytes: usize,
+    /// With `base_domain = "evershell.example.com"`, a session request to
+    /// `acme.evershell.example.com` acts in org `acme` (unless it names
+    /// another with `Evershell-Org`).
+    pub base_domain: Option<String>,
     pub proxy: ProxySettings,
 }
 
@@ -45,6 +49,7 @@ impl ServerConfig {
             listen,
             exe,
             body_limit_bytes: 10 * 1024 * 1024,
+            base_domain: None,
             proxy: ProxySettings::default(),
         }
     }
@@ -55,6 +60,9 @@ impl ServerConfig {
 #[derive(Debug, Default, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServerFile {
+    /// Org resolution by host name: `<slug>.<base_domain>`.
+    #[serde(default)]
+    pub base_domain: Option<String>,
     #[serde(default)]
     pub proxy: ProxyFile,
 }
@@ -73,6 +81,9 @@ pub struct ProxyFile {
 impl ServerFile {
     /// Merges the file into `config`, reading the root files it names.
     pub fn apply(self, config: &mut ServerConfig) -> std::io::Result<()> {
+        if let Some(domain) = self.base_domain {
+            config.base_domain = Some(domain.trim_matches('.').to_ascii_lowercase());
+        }
         config.proxy.resolve.extend(self.proxy.resolve);
         for path in self.proxy.extra_roots {
             config

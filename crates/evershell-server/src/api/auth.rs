@@ -148,7 +148,8 @@ impl FromRequestParts<Arc<Ctx>> for Caller {
         let caller = match bearer(parts) {
             Some(token) if token.starts_with("sk_") => key_caller(ctx, &token).await?,
             Some(token) if token.starts_with("eyJ") => {
-                session_caller(ctx, &token, org_header(parts)).await?
+                let org = org_header(parts).or_else(|| host_org(parts, ctx));
+                session_caller(ctx, &token, org).await?
             }
             Some(_) => return Err(invalid()),
             // A query string ends up in logs and browser history, so only
@@ -198,6 +199,23 @@ async fn key_caller(ctx: &Ctx, token: &str) -> Result<Caller, ApiError> {
 fn org_header(parts: &Parts) -> Option<String> {
     let value = parts.headers.get("evershell-org")?.to_str().ok()?;
     Some(value.trim().to_string())
+}
+
+/// The org a request's host names when `base_domain` is configured:
+/// `acme.<base_domain>` → `acme`.
+fn host_org(parts: &Parts, ctx: &Ctx) -> Option<String> {
+    let domain = ctx.config.base_domain.as_deref()?;
+    let host = parts.headers.get(axum::http::header::HOST)?.to_str().ok()?;
+    org_from_host(host, domain)
+}
+
+/// `acme.example.com:8443` under `example.com` → `acme`; a host that is
+/// not exactly one label below the domain names no org.
+fn org_from_host(host: &str, domain: &str) -> Option<String> {
+    let host = host.to_ascii_lowercase();
+    let host = host.split(':').next()?.trim_end_matches('.');
+    let slug = host.strip_suffix(domain)?.strip_suffix('.')?;
+    (!slug.is_empty() && !slug.contains('.')).then(|| slug.to_string())
 }
 
 /// A session caller: the token must verify and its user must still be a
@@ -274,6 +292,22 @@ mod tests {
         assert!(secret[8..].chars().all(|c| c.is_ascii_alphanumeric()));
         assert_ne!(hash_key("a", &secret), hash_key("b", &secret));
         assert_eq!(key_prefix("sk_live_abcdWXYZ"), "sk_live_...WXYZ");
+    }
+
+    #[test]
+    fn the_host_names_the_org_one_label_below_the_base_domain() {
+        let domain = "evershell.example.com";
+        let org = |host| org_from_host(host, domain);
+        assert_eq!(org("acme.evershell.example.com").as_deref(), Some("acme"));
+        assert_eq!(
+            org("ACME.Evershell.Example.com:8443").as_deref(),
+            Some("acme")
+        );
+        assert_eq!(org("acme.evershell.example.com.").as_deref(), Some("acme"));
+        assert_eq!(org("evershell.example.com"), None);
+        assert_eq!(org("a.b.evershell.example.com"), None);
+        assert_eq!(org("acmeevershell.example.com"), None);
+        assert_eq!(org("acme.example.com"), None);
     }
 
     #[test]
