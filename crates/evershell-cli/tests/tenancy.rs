@@ -897,6 +897,39 @@ async fn access_changes(engine: Engine) {
     assert_eq!((status, session["role"].as_str()), (200, Some("operator")));
     let operator_id = session["user_id"].as_str().unwrap().to_string();
 
+    // An invitation for an existing account needs that account's proof.
+    let default_slug = suite.world.server.bootstrap.org_slug.clone();
+    evershell_server::admin::create_user(
+        store,
+        &default_slug,
+        "elsewhere@x.test",
+        "member",
+        PASSWORD,
+    )
+    .await
+    .expect("user");
+    let invite = json!({ "email": "elsewhere@x.test", "role": "member" });
+    let (status, body) = call(&owner, Method::POST, members.clone(), Some(invite)).await;
+    assert_eq!(status, 201, "{body}");
+    let accept = format!(
+        "/invitations/{}",
+        body["invitation"]["token"].as_str().unwrap()
+    );
+    let (_, shown) = suite.call(None, Method::GET, &accept, None).await;
+    assert!(shown.contains("\"account_exists\":true"), "{shown}");
+    for body in [json!({}), json!({ "password": "not the password at all" })] {
+        let (status, text) = suite.call(None, Method::POST, &accept, Some(&body)).await;
+        assert_eq!(status, 401, "{text}");
+    }
+    let elsewhere = sign_in(&suite.world, "elsewhere@x.test", PASSWORD, &default_slug).await;
+    let (status, text) = suite
+        .call(Some(&elsewhere), Method::POST, &accept, Some(&json!({})))
+        .await;
+    assert_eq!(
+        status, 200,
+        "the invited person, signed in, accepts: {text}"
+    );
+
     // Only an owner changes roles or invites owners.
     let (status, _) = call(
         &operator,

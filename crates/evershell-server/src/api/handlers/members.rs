@@ -51,8 +51,9 @@ pub struct ChangeRole {
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct Accept {
-    /// The new account's password; required when the invited email has no
-    /// account yet, ignored otherwise.
+    /// The new account's password when the invited email has no account
+    /// yet; otherwise the existing account's password (or send its session
+    /// token instead).
     #[serde(default)]
     pub password: Option<Zeroizing<String>>,
 }
@@ -283,6 +284,43 @@ pub async fn remove(
     }
 }
 
+/// Whether the request proves it comes from the existing account `login`:
+/// a `Bearer` session token of that user, or the account's password.
+async fn proves_account(
+    ctx: &Ctx,
+    login: &evershell_store::UserLogin,
+    password: Option<&Zeroizing<String>>,
+    headers: &axum::http::HeaderMap,
+) -> ApiResult<()> {
+    let bearer = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    if let Some(token) = bearer.filter(|t| t.starts_with("eyJ")) {
+        let now = Utc::now().timestamp();
+        if let Ok(claims) = ctx.sessions.verify(&ctx.store, token, now).await {
+            if claims.sub == login.user_id {
+                return Ok(());
+            }
+        }
+    } else if let Some(password) = password {
+        let secret = password.clone();
+        let phc = login.password_hash.clone();
+        let matched =
+            tokio::task::spawn_blocking(move || password::verify(&secret, phc.as_deref()))
+                .await
+                .map_err(ApiError::internal)?;
+        if matched {
+            return Ok(());
+        }
+    }
+    Err(ApiError::new(
+        ErrorCode::Unauthenticated,
+        "this email has an account: accept with its password or signed in as it",
+    ))
+}
+
 fn invitation_not_found() -> ApiError {
     let mut e = ApiError::new(
         ErrorCode::NotFound,
@@ -306,15 +344,18 @@ pub async fn show_invitation(
     let has_account = ctx.store.user_login(&email).await?.is_some();
     Ok(Json(json!({
         "org_slug": org_slug, "email": email, "role": role, "expires_at": expires_at,
-        "needs_password": !has_account,
+        "account_exists": has_account,
     })))
 }
 
 /// `POST /invitations/{token}`: accepts, once. A new account needs a
-/// password (at least 12 characters); an existing account keeps its own.
+/// password (at least 12 characters). An existing account must prove it is
+/// the invited person — its password, or a session token of that user —
+/// so a token alone never attaches someone else's account to an org.
 pub async fn accept_invitation(
     State(ctx): State<Arc<Ctx>>,
     Path(token): Path<String>,
+    headers: axum::http::HeaderMap,
     body: axum::body::Bytes,
 ) -> ApiResult<Json<Value>> {
     // An empty body accepts for an existing account.
@@ -330,7 +371,11 @@ pub async fn accept_invitation(
         .invitation_by_token(&hash)
         .await?
         .ok_or_else(invitation_not_found)?;
-    let has_account = ctx.store.user_login(&email).await?.is_some();
+    let login = ctx.store.user_login(&email).await?;
+    if let Some(login) = &login {
+        proves_account(&ctx, login, body.password.as_ref(), &headers).await?;
+    }
+    let has_account = login.is_some();
     let password_hash = match (&body.password, has_account) {
         (_, true) => None,
         (None, false) => {
