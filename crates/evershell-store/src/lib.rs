@@ -25,6 +25,7 @@ mod backend;
 pub mod docs;
 mod identity;
 mod named_secrets;
+mod oidc;
 pub mod secrets;
 mod settings;
 mod workspaces;
@@ -39,6 +40,7 @@ pub use audit::{AuditFilter, AuditQuery, FilterOp, Order, FILTERABLE_COLUMNS};
 pub use docs::{DocTable, DocUpdate};
 pub use identity::{ApiKeyAuth, ApiKeyMeta, MembershipView, NewApiKey, UserLogin};
 pub use named_secrets::{NewSecret, SecretMeta};
+pub use oidc::{OidcFlow, OidcLink};
 pub use workspaces::{AgentEventBatch, WorkspaceRuntimeRow};
 
 /// A store failure. `NotFound` and `Conflict` are expected outcomes callers
