@@ -26,6 +26,7 @@ pub enum ErrorCode {
     PayloadTooLarge,
     RateLimited,
     AgentUnreachable,
+    IdentityProviderError,
     Unavailable,
     Internal,
 }
@@ -52,6 +53,7 @@ impl ErrorCode {
             ErrorCode::PayloadTooLarge => "payload_too_large",
             ErrorCode::RateLimited => "rate_limited",
             ErrorCode::AgentUnreachable => "agent_unreachable",
+            ErrorCode::IdentityProviderError => "identity_provider_error",
             ErrorCode::Unavailable => "unavailable",
             ErrorCode::Internal => "internal",
         }
@@ -70,7 +72,7 @@ impl ErrorCode {
             MethodNotAllowed => 405,
             PayloadTooLarge => 413,
             RateLimited => 429,
-            AgentUnreachable => 502,
+            AgentUnreachable | IdentityProviderError => 502,
             Unavailable => 503,
             Internal => 500,
         }

@@ -4,6 +4,8 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use crate::identity::oidc::{OidcFile, OidcSettings};
+
 /// Everything [`crate::start`] needs.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
@@ -22,6 +24,8 @@ pub struct ServerConfig {
     /// Maximum request body (default 10 MiB).
     pub body_limit_bytes: usize,
     pub proxy: ProxySettings,
+    /// Sign-in through an OpenID Connect provider, when configured.
+    pub oidc: Option<OidcSettings>,
 }
 
 /// Egress proxy settings an operator may give.
@@ -46,6 +50,7 @@ impl ServerConfig {
             exe,
             body_limit_bytes: 10 * 1024 * 1024,
             proxy: ProxySettings::default(),
+            oidc: None,
         }
     }
 }
@@ -57,6 +62,17 @@ impl ServerConfig {
 pub struct ServerFile {
     #[serde(default)]
     pub proxy: ProxyFile,
+    #[serde(default)]
+    pub auth: AuthFile,
+}
+
+/// `[auth]`: how people sign in besides email and password.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthFile {
+    /// `[auth.oidc]`, see [`OidcFile`].
+    #[serde(default)]
+    pub oidc: Option<OidcFile>,
 }
 
 #[derive(Debug, Default, serde::Deserialize)]
@@ -71,14 +87,18 @@ pub struct ProxyFile {
 }
 
 impl ServerFile {
-    /// Merges the file into `config`, reading the root files it names.
-    pub fn apply(self, config: &mut ServerConfig) -> std::io::Result<()> {
+    /// Merges the file into `config`, reading the root files and the
+    /// client secret it names (from a file or the process environment).
+    pub fn apply(self, config: &mut ServerConfig) -> anyhow::Result<()> {
         config.proxy.resolve.extend(self.proxy.resolve);
         for path in self.proxy.extra_roots {
             config
                 .proxy
                 .extra_roots_pem
                 .push(std::fs::read_to_string(path)?);
+        }
+        if let Some(oidc) = self.auth.oidc {
+            config.oidc = Some(oidc.resolve(|name| std::env::var(name).ok())?);
         }
         Ok(())
     }

@@ -5,6 +5,7 @@ pub mod audit;
 pub mod config;
 pub mod credentials;
 pub mod lifecycle;
+pub mod oidc;
 pub mod providers;
 pub mod roles;
 pub mod secrets;
