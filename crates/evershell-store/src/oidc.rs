@@ -139,12 +139,13 @@ impl Store {
         subject: &str,
         user_id: &str,
     ) -> Result<Option<OidcLink>> {
-        let mine: Option<(String,)> =
-            sqlx::query_as("SELECT subject FROM oidc_identities WHERE issuer = $1 AND user_id = $2")
-                .bind(issuer)
-                .bind(user_id)
-                .fetch_optional(&self.pool)
-                .await?;
+        let mine: Option<(String,)> = sqlx::query_as(
+            "SELECT subject FROM oidc_identities WHERE issuer = $1 AND user_id = $2",
+        )
+        .bind(issuer)
+        .bind(user_id)
+        .fetch_optional(&self.pool)
+        .await?;
         if let Some((recorded,)) = mine {
             return Ok(Some(if recorded == subject {
                 OidcLink::Known
@@ -152,12 +153,13 @@ impl Store {
                 OidcLink::OtherSubject
             }));
         }
-        let theirs: Option<(String,)> =
-            sqlx::query_as("SELECT user_id FROM oidc_identities WHERE issuer = $1 AND subject = $2")
-                .bind(issuer)
-                .bind(subject)
-                .fetch_optional(&self.pool)
-                .await?;
+        let theirs: Option<(String,)> = sqlx::query_as(
+            "SELECT user_id FROM oidc_identities WHERE issuer = $1 AND subject = $2",
+        )
+        .bind(issuer)
+        .bind(subject)
+        .fetch_optional(&self.pool)
+        .await?;
         Ok(theirs.map(|_| OidcLink::OtherUser))
     }
 }

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use axum::extract::State;
 use axum::http::header::{LOCATION, SET_COOKIE};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::response::{AppendHeaders, IntoResponse, Response};
 use evershell_core::ErrorCode;
 use evershell_store::{OidcFlow, OidcLink};
 use serde::Deserialize;
@@ -106,45 +106,49 @@ pub async fn start(
 }
 
 /// Finishes the sign-in: sets the session cookie and redirects (`303`) to
-/// the flow's `return_to`. Every failure answers with the error envelope and
-/// removes the flow-binding cookie.
+/// the flow's `return_to`. Failures answer with the error envelope; once
+/// the browser presented its flow's state, the flow is used up and the
+/// flow-binding cookie is removed whatever the outcome.
 pub async fn callback(
     State(ctx): State<Arc<Ctx>>,
     headers: HeaderMap,
     ApiQuery(query): ApiQuery<CallbackQuery>,
 ) -> Response {
-    let clear = [(SET_COOKIE, cookies::clear_oidc_state())];
-    match finish(&ctx, &headers, query).await {
+    let oidc = match configured(&ctx) {
+        Ok(oidc) => oidc,
+        Err(e) => return e.into_response(),
+    };
+    let Some(state) = query.state.clone() else {
+        return ApiError::field("state", "missing").into_response();
+    };
+    // The state must come back to the browser that started the flow: a
+    // callback URL opened in another browser (login CSRF) stops here,
+    // before the flow is used up, and leaves that browser's cookie alone.
+    let bound = cookies::read(&headers, cookies::OIDC_STATE).is_some_and(|cookie| {
+        subtle::ConstantTimeEq::ct_eq(cookie.as_bytes(), state.as_bytes()).into()
+    });
+    if !bound {
+        return refused("this sign-in was not started in this browser, or it expired")
+            .into_response();
+    }
+
+    let clear = (SET_COOKIE, cookies::clear_oidc_state());
+    match finish(&ctx, oidc, &state, query).await {
         Ok((session, return_to)) => {
             let location = HeaderValue::from_str(&return_to).expect("return_to was validated");
-            let cookies = [(SET_COOKIE, session), clear[0].clone()];
+            let cookies = AppendHeaders([(SET_COOKIE, session), clear]);
             (StatusCode::SEE_OTHER, [(LOCATION, location)], cookies).into_response()
         }
-        Err(e) => (clear, e).into_response(),
+        Err(e) => (AppendHeaders([clear]), e).into_response(),
     }
 }
 
 async fn finish(
     ctx: &Ctx,
-    headers: &HeaderMap,
+    oidc: &Oidc,
+    state: &str,
     query: CallbackQuery,
 ) -> ApiResult<(HeaderValue, String)> {
-    let oidc = configured(ctx)?;
-    let state = query
-        .state
-        .as_deref()
-        .ok_or_else(|| ApiError::field("state", "missing"))?;
-    // The state must come back to the browser that started the flow: a
-    // callback URL pasted into another browser (login CSRF) stops here,
-    // before the flow is used up.
-    let bound = cookies::read(headers, cookies::OIDC_STATE).is_some_and(|cookie| {
-        subtle::ConstantTimeEq::ct_eq(cookie.as_bytes(), state.as_bytes()).into()
-    });
-    if !bound {
-        return Err(refused(
-            "this sign-in was not started in this browser, or it expired",
-        ));
-    }
     let now = chrono::Utc::now();
     let flow = ctx
         .store
