@@ -109,7 +109,8 @@ pub async fn start(mut config: ServerConfig) -> anyhow::Result<RunningServer> {
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
-    if config.listen.port() == 0 {
+    // Port 0 picks a free port: the default public URL follows it.
+    if config.listen.port() == 0 && config.public_url == format!("http://{}", config.listen) {
         config.public_url = format!("http://{}", listener.local_addr()?);
     }
     std::fs::create_dir_all(&config.data_dir)?;
