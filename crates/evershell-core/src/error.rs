@@ -27,6 +27,7 @@ pub enum ErrorCode {
     BillingInactive,
     RateLimited,
     AgentUnreachable,
+    IdentityProviderError,
     Unavailable,
     Internal,
 }
@@ -54,6 +55,7 @@ impl ErrorCode {
             ErrorCode::BillingInactive => "billing_inactive",
             ErrorCode::RateLimited => "rate_limited",
             ErrorCode::AgentUnreachable => "agent_unreachable",
+            ErrorCode::IdentityProviderError => "identity_provider_error",
             ErrorCode::Unavailable => "unavailable",
             ErrorCode::Internal => "internal",
         }
@@ -73,7 +75,7 @@ impl ErrorCode {
             PayloadTooLarge => 413,
             BillingInactive => 423,
             RateLimited => 429,
-            AgentUnreachable => 502,
+            AgentUnreachable | IdentityProviderError => 502,
             Unavailable => 503,
             Internal => 500,
         }

@@ -4,6 +4,8 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use crate::identity::oidc::{OidcFile, OidcSettings};
+
 /// Everything [`crate::start`] needs.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
@@ -15,7 +17,10 @@ pub struct ServerConfig {
     /// `evershell.db` in `data_dir`.
     pub database_url: Option<String>,
     pub listen: SocketAddr,
-    /// The URL clients use, e.g. `http://127.0.0.1:8080`.
+    /// The URL clients use, e.g. `http://127.0.0.1:8080` (the default,
+    /// from `listen`) or `https://evershell.acme.example`. Session cookies
+    /// are checked against its origin and the OpenID Connect redirect URI
+    /// lives under it.
     pub public_url: String,
     /// The multi-call `evershell` binary mounted into sandboxes.
     pub exe: PathBuf,
@@ -26,6 +31,8 @@ pub struct ServerConfig {
     /// another with `Evershell-Org`).
     pub base_domain: Option<String>,
     pub proxy: ProxySettings,
+    /// Sign-in through an OpenID Connect provider, when configured.
+    pub oidc: Option<OidcSettings>,
 }
 
 /// Egress proxy settings an operator may give.
@@ -51,6 +58,7 @@ impl ServerConfig {
             body_limit_bytes: 10 * 1024 * 1024,
             base_domain: None,
             proxy: ProxySettings::default(),
+            oidc: None,
         }
     }
 }
@@ -63,8 +71,23 @@ pub struct ServerFile {
     /// Org resolution by host name: `<slug>.<base_domain>`.
     #[serde(default)]
     pub base_domain: Option<String>,
+    /// The URL browsers and clients reach the server at, when it is not
+    /// `http://<listen>` (behind a TLS terminator, for instance).
+    #[serde(default)]
+    pub public_url: Option<String>,
     #[serde(default)]
     pub proxy: ProxyFile,
+    #[serde(default)]
+    pub auth: AuthFile,
+}
+
+/// `[auth]`: how people sign in besides email and password.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthFile {
+    /// `[auth.oidc]`, see [`OidcFile`].
+    #[serde(default)]
+    pub oidc: Option<OidcFile>,
 }
 
 #[derive(Debug, Default, serde::Deserialize)]
@@ -79,8 +102,12 @@ pub struct ProxyFile {
 }
 
 impl ServerFile {
-    /// Merges the file into `config`, reading the root files it names.
-    pub fn apply(self, config: &mut ServerConfig) -> std::io::Result<()> {
+    /// Merges the file into `config`, reading the root files and the
+    /// client secret it names (from a file or the process environment).
+    pub fn apply(self, config: &mut ServerConfig) -> anyhow::Result<()> {
+        if let Some(url) = self.public_url {
+            config.public_url = public_url(&url)?;
+        }
         if let Some(domain) = self.base_domain {
             config.base_domain = Some(domain.trim_matches('.').to_ascii_lowercase());
         }
@@ -91,6 +118,50 @@ impl ServerFile {
                 .extra_roots_pem
                 .push(std::fs::read_to_string(path)?);
         }
+        if let Some(oidc) = self.auth.oidc {
+            config.oidc = Some(oidc.resolve(|name| std::env::var(name).ok())?);
+        }
         Ok(())
+    }
+}
+
+/// `url` as a public URL: `http` or `https`, a host, no path, query or
+/// fragment (routes live at the root); returned without a trailing slash.
+fn public_url(url: &str) -> anyhow::Result<String> {
+    let parsed =
+        reqwest::Url::parse(url).map_err(|e| anyhow::anyhow!("public_url {url:?}: {e}"))?;
+    anyhow::ensure!(
+        matches!(parsed.scheme(), "http" | "https")
+            && parsed.host().is_some()
+            && parsed.path() == "/"
+            && parsed.query().is_none()
+            && parsed.fragment().is_none(),
+        "public_url {url:?}: expected http(s)://host[:port] without a path"
+    );
+    Ok(url.trim_end_matches('/').to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn public_urls_are_origins() {
+        assert_eq!(
+            public_url("https://evershell.acme.example/").unwrap(),
+            "https://evershell.acme.example"
+        );
+        assert_eq!(
+            public_url("http://127.0.0.1:8080").unwrap(),
+            "http://127.0.0.1:8080"
+        );
+        for bad in [
+            "evershell.acme.example",
+            "ftp://evershell.acme.example",
+            "https://evershell.acme.example/console",
+            "https://evershell.acme.example/?a=1",
+        ] {
+            assert!(public_url(bad).is_err(), "{bad}");
+        }
     }
 }

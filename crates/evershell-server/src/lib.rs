@@ -44,6 +44,8 @@ pub struct Ctx {
     pub audit: Arc<AuditWriter>,
     pub orchestrator: Arc<Orchestrator>,
     pub config: ServerConfig,
+    /// The OpenID Connect provider people may sign in with, if configured.
+    pub oidc: Option<Arc<identity::oidc::Oidc>>,
 }
 
 impl Ctx {
@@ -107,7 +109,8 @@ pub async fn start(mut config: ServerConfig) -> anyhow::Result<RunningServer> {
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
-    if config.listen.port() == 0 {
+    // Port 0 picks a free port: the default public URL follows it.
+    if config.listen.port() == 0 && config.public_url == format!("http://{}", config.listen) {
         config.public_url = format!("http://{}", listener.local_addr()?);
     }
     std::fs::create_dir_all(&config.data_dir)?;
@@ -128,6 +131,13 @@ pub async fn start(mut config: ServerConfig) -> anyhow::Result<RunningServer> {
     let ca = bootstrap::platform_ca(&store, &master).await?;
     let orchestrator = Orchestrator::new(&config, &store, &master, &audit, ca)?;
     let sessions = identity::SessionKeys::new(master.clone());
+    let oidc = match &config.oidc {
+        Some(settings) => Some(Arc::new(
+            identity::oidc::Oidc::new(settings.clone(), &config.public_url)
+                .context("building the OpenID Connect client")?,
+        )),
+        None => None,
+    };
     let ctx = Arc::new(Ctx {
         store,
         master,
@@ -136,6 +146,7 @@ pub async fn start(mut config: ServerConfig) -> anyhow::Result<RunningServer> {
         audit,
         orchestrator,
         config,
+        oidc,
     });
     ctx.orchestrator.attach(Arc::downgrade(&ctx));
     let bootstrap = bootstrap::first_start(&ctx).await?;
@@ -172,18 +183,21 @@ fn restrict(dir: &std::path::Path) -> std::io::Result<()> {
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
 }
 
-/// The HTTP application: `/v1` behind auth, health probes, request ids.
+/// The HTTP application: `/v1` behind auth, sign-in under `/auth`, health
+/// probes, request ids.
 pub fn app(ctx: Arc<Ctx>) -> Router {
+    use api::handlers::{oidc, sign_in};
+    use axum::routing::{get, post};
     let limit = ctx.config.body_limit_bytes;
     Router::new()
         .merge(api::routes::router(ctx.clone()))
-        .route(
-            "/auth/sign-in",
-            axum::routing::post(api::handlers::sign_in::sign_in),
-        )
+        .route("/auth/sign-in", post(sign_in::sign_in))
+        .route("/auth/sign-out", post(sign_in::sign_out))
+        .route("/auth/oidc/start", get(oidc::start))
+        .route(identity::oidc::CALLBACK_PATH, get(oidc::callback))
         .route(
             "/invitations/{token}",
-            axum::routing::get(api::handlers::members::show_invitation)
+            get(api::handlers::members::show_invitation)
                 .post(api::handlers::members::accept_invitation),
         )
         .route("/healthz", axum::routing::get(|| async { "ok" }))

@@ -26,6 +26,7 @@ pub mod docs;
 mod identity;
 pub mod members;
 mod named_secrets;
+mod oidc;
 pub mod secrets;
 mod settings;
 mod workspaces;
@@ -41,6 +42,7 @@ pub use docs::{DocTable, DocUpdate};
 pub use identity::{ApiKeyAuth, ApiKeyMeta, MembershipView, NewApiKey, UserLogin};
 pub use members::{Joined, MemberError, MemberRecord, MemberTarget, NewInvitation};
 pub use named_secrets::{NewSecret, SecretMeta};
+pub use oidc::{OidcFlow, OidcLink};
 pub use workspaces::{AgentEventBatch, WorkspaceRuntimeRow};
 
 /// A store failure. `NotFound` and `Conflict` are expected outcomes callers

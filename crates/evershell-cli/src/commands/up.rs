@@ -18,7 +18,8 @@ pub struct UpArgs {
     /// Address of the API.
     #[arg(long, default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
-    /// Optional TOML file with proxy settings (see docs/configuration.md).
+    /// Optional TOML file: public URL, proxy and sign-in settings (see
+    /// docs/configuration.md).
     #[arg(long)]
     config: Option<PathBuf>,
     /// Database URL: `sqlite://<path>` or `postgres://user@host/db` (shared

@@ -1,6 +1,8 @@
 //! Who is calling: a caller is an API key (`sk_…`) or a person's session
-//! token (`eyJ…`, see [`crate::identity::jwt`]), with its scopes and `:own`
-//! narrowing. Every failure to authenticate is the same `401`.
+//! token (`eyJ…`, see [`crate::identity::jwt`]; in an `Authorization`
+//! header or the console's session cookie, see [`super::cookies`]), with
+//! its scopes and `:own` narrowing. Every failure to authenticate is the
+//! same `401`.
 
 use std::sync::Arc;
 
@@ -12,6 +14,7 @@ use evershell_core::ErrorCode;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 
+use super::cookies;
 use super::error::ApiError;
 use crate::Ctx;
 
@@ -122,6 +125,44 @@ fn bearer(parts: &Parts) -> Option<String> {
         .then(|| token.trim().to_string())
 }
 
+/// The credentials a request presents, in order of precedence.
+enum Presented {
+    ApiKey(String),
+    Token(String),
+    /// A session token from the console cookie.
+    Cookie(String),
+    /// Something that is neither an API key nor a session token.
+    Garbled,
+    Nothing,
+}
+
+/// `Authorization` first, then (SSE routes only) `?api_key=`, then the
+/// session cookie.
+fn presented(parts: &Parts, sse: bool) -> Presented {
+    if let Some(token) = bearer(parts) {
+        return if token.starts_with("sk_") {
+            Presented::ApiKey(token)
+        } else if token.starts_with("eyJ") {
+            Presented::Token(token)
+        } else {
+            Presented::Garbled
+        };
+    }
+    // A query string ends up in logs and browser history, so only API
+    // keys, and only on SSE routes, travel there; never a session token.
+    if let Some(token) = query_api_key(parts).filter(|_| sse) {
+        return if token.starts_with("sk_") {
+            Presented::ApiKey(token)
+        } else {
+            Presented::Garbled
+        };
+    }
+    match cookies::read(&parts.headers, cookies::SESSION) {
+        Some(token) => Presented::Cookie(token.to_string()),
+        None => Presented::Nothing,
+    }
+}
+
 /// `?api_key=` is accepted on SSE routes only (the routes table says which).
 fn query_api_key(parts: &Parts) -> Option<String> {
     let query = parts.uri.query()?;
@@ -145,25 +186,43 @@ impl FromRequestParts<Arc<Ctx>> for Caller {
             .extensions
             .get::<super::routes::AllowsQueryKey>()
             .is_some();
-        let caller = match bearer(parts) {
-            Some(token) if token.starts_with("sk_") => key_caller(ctx, &token).await?,
-            Some(token) if token.starts_with("eyJ") => {
-                let org = org_header(parts).or_else(|| host_org(parts, ctx));
-                session_caller(ctx, &token, org).await?
+        let caller = match presented(parts, sse) {
+            Presented::ApiKey(token) => key_caller(ctx, &token).await?,
+            Presented::Token(token) => {
+                session_caller(
+                    ctx,
+                    &token,
+                    org_header(parts).or_else(|| host_org(parts, ctx)),
+                )
+                .await?
             }
-            Some(_) => return Err(invalid()),
-            // A query string ends up in logs and browser history, so only
-            // API keys, and only on SSE routes, travel there; never a JWT.
-            None => match query_api_key(parts).filter(|_| sse) {
-                Some(token) if token.starts_with("sk_") => key_caller(ctx, &token).await?,
-                Some(_) => return Err(invalid()),
-                None => {
+            Presented::Cookie(token) => {
+                if !cookies::same_origin_or_safe(
+                    &parts.method,
+                    &parts.headers,
+                    &ctx.config.public_url,
+                ) {
+                    tracing::debug!(method = %parts.method, "cross-origin cookie request refused");
                     return Err(ApiError::new(
-                        ErrorCode::Unauthenticated,
-                        "missing credentials",
-                    ))
+                        ErrorCode::PermissionDenied,
+                        "a request authenticated by the session cookie that changes something \
+                         must carry this server's Origin",
+                    ));
                 }
-            },
+                session_caller(
+                    ctx,
+                    &token,
+                    org_header(parts).or_else(|| host_org(parts, ctx)),
+                )
+                .await?
+            }
+            Presented::Garbled => return Err(invalid()),
+            Presented::Nothing => {
+                return Err(ApiError::new(
+                    ErrorCode::Unauthenticated,
+                    "missing credentials",
+                ))
+            }
         };
         parts.extensions.insert(caller.clone());
         Ok(caller)

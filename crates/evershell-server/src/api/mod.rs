@@ -1,6 +1,7 @@
 //! The `/v1` HTTP API.
 
 pub mod auth;
+pub mod cookies;
 pub mod error;
 pub mod extract;
 pub mod handlers;

@@ -39,13 +39,25 @@ pub async fn me_session(State(ctx): State<Arc<Ctx>>, caller: Caller) -> ApiResul
     Ok(Json(body))
 }
 
+/// Role defaults, the redirect URIs to register at OAuth and OpenID
+/// Connect providers, and the OpenID Connect provider people sign in with
+/// (`null` when none is configured).
 pub async fn get_config(State(ctx): State<Arc<Ctx>>, _caller: Caller) -> Json<Value> {
+    let public_url = &ctx.config.public_url;
+    let oidc = ctx.oidc.as_ref().map(|oidc| {
+        json!({
+            "issuer": oidc.settings().issuer,
+            "display_name": oidc.settings().display_name,
+        })
+    });
     Json(json!({
         "defaults": {
             "task_timeout_seconds": crate::DEFAULT_TASK_TIMEOUT_SECONDS,
             "idle_timeout_seconds": crate::DEFAULT_IDLE_TIMEOUT_SECONDS,
-            "oauth_redirect_uri": format!("{}/oauth/callback", ctx.config.public_url),
+            "oauth_redirect_uri": format!("{public_url}/oauth/callback"),
+            "oidc_redirect_uri": format!("{public_url}{}", crate::identity::oidc::CALLBACK_PATH),
         },
+        "oidc": oidc,
         "version": env!("CARGO_PKG_VERSION"),
     }))
 }

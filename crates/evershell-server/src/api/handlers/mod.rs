@@ -6,6 +6,7 @@ pub mod config;
 pub mod credentials;
 pub mod lifecycle;
 pub mod members;
+pub mod oidc;
 pub mod providers;
 pub mod roles;
 pub mod secrets;

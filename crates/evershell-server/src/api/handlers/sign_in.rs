@@ -1,15 +1,21 @@
-//! `POST /auth/sign-in`: email and password in, a session token out.
+//! `POST /auth/sign-in`: email and password in, a session token (and the
+//! console's session cookie) out; `POST /auth/sign-out` removes the
+//! cookie.
 
 use std::sync::Arc;
 
 use axum::extract::State;
+use axum::http::header::SET_COOKIE;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
 use axum::Json;
 use evershell_core::ErrorCode;
 use evershell_store::MembershipView;
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::json;
 use zeroize::Zeroizing;
 
+use crate::api::cookies;
 use crate::api::error::{ApiError, ApiResult};
 use crate::api::extract::ApiJson;
 use crate::identity::password;
@@ -25,13 +31,14 @@ pub struct SignIn {
     pub org: Option<String>,
 }
 
-/// Answers `{token, expires_at}`. An unknown email and a wrong password get
-/// the same `401` after the same argon2 work; naming an org the user is not
-/// a member of is `403 permission_denied`.
+/// Answers `{token, expires_at}` and sets the session cookie for the
+/// console. An unknown email and a wrong password get the same `401` after
+/// the same argon2 work; naming an org the user is not a member of is
+/// `403 permission_denied`.
 pub async fn sign_in(
     State(ctx): State<Arc<Ctx>>,
     ApiJson(body): ApiJson<SignIn>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<impl IntoResponse> {
     let email = body.email.trim().to_ascii_lowercase();
     let login = ctx.store.user_login(&email).await?;
     let phc = login.as_ref().and_then(|l| l.password_hash.clone());
@@ -49,20 +56,46 @@ pub async fn sign_in(
     };
 
     let member = pick_membership(&ctx, &login.user_id, body.org.as_deref()).await?;
-    let now = chrono::Utc::now().timestamp();
-    let (token, claims) = ctx
-        .sessions
-        .sign(&ctx.store, &login.user_id, &member.org_id, now)
-        .await
-        .map_err(ApiError::internal)?;
+    let (token, claims) = start_session(&ctx, &member).await?;
     let expires_at = chrono::DateTime::from_timestamp(claims.exp, 0)
         .expect("expiry is a valid time")
         .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-    tracing::info!(user_id = %login.user_id, org_id = %member.org_id, "session started");
-    Ok(Json(json!({ "token": token, "expires_at": expires_at })))
+    tracing::info!(user_id = %login.user_id, org_id = %member.org_id, method = "password", "session started");
+    let cookie = cookies::set_session(&token, claims.exp - claims.iat);
+    Ok((
+        [(SET_COOKIE, cookie)],
+        Json(json!({ "token": token, "expires_at": expires_at })),
+    ))
 }
 
-async fn pick_membership(ctx: &Ctx, user_id: &str, org: Option<&str>) -> ApiResult<MembershipView> {
+/// `POST /auth/sign-out`: removes the session cookie (`204`). Session
+/// tokens are not revoked: one copied elsewhere stays valid until it
+/// expires.
+pub async fn sign_out() -> impl IntoResponse {
+    (
+        StatusCode::NO_CONTENT,
+        [(SET_COOKIE, cookies::clear_session())],
+    )
+}
+
+/// Signs a session token for `member`'s user acting in its org.
+pub(crate) async fn start_session(
+    ctx: &Ctx,
+    member: &MembershipView,
+) -> ApiResult<(String, crate::identity::Claims)> {
+    let now = chrono::Utc::now().timestamp();
+    ctx.sessions
+        .sign(&ctx.store, &member.user_id, &member.org_id, now)
+        .await
+        .map_err(ApiError::internal)
+}
+
+/// The membership of `user_id` in org `org` (a slug), or its oldest one.
+pub(crate) async fn pick_membership(
+    ctx: &Ctx,
+    user_id: &str,
+    org: Option<&str>,
+) -> ApiResult<MembershipView> {
     let memberships = ctx.store.memberships_of(user_id).await?;
     let found = match org {
         Some(slug) => memberships.into_iter().find(|m| m.org_slug == slug),
