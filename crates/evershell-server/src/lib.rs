@@ -23,7 +23,10 @@ use evershell_store::Store;
 
 pub use audit_sink::AuditWriter;
 pub use bootstrap::Bootstrap;
-pub use config::{ProxySettings, ServerConfig, ServerFile};
+pub use config::{
+    ApiFile, ProxySettings, ServerConfig, ServerFile, DEFAULT_BODY_LIMIT_BYTES,
+    MIN_BODY_LIMIT_BYTES,
+};
 pub use orchestrator::Orchestrator;
 
 use api::auth::Caller;
@@ -172,16 +175,12 @@ fn restrict(dir: &std::path::Path) -> std::io::Result<()> {
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
 }
 
-/// The HTTP application: `/v1` behind auth, health probes, request ids.
+/// The HTTP application: every route of the table behind its access
+/// rule, request ids, and the body limit.
 pub fn app(ctx: Arc<Ctx>) -> Router {
     let limit = ctx.config.body_limit_bytes;
     Router::new()
         .merge(api::routes::router(ctx.clone()))
-        .route(
-            "/auth/sign-in",
-            axum::routing::post(api::handlers::sign_in::sign_in),
-        )
-        .route("/healthz", axum::routing::get(|| async { "ok" }))
         .fallback(api::fallback)
         .layer(axum::extract::DefaultBodyLimit::max(limit))
         .layer(axum::middleware::from_fn(api::request_id))

@@ -3,26 +3,27 @@
 use std::sync::Arc;
 
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
 use axum::Json;
 use chrono::Utc;
 use evershell_core::id::{new_id, Kind};
 use evershell_core::model::{Credential, Provider, PROVIDER_KINDS};
 use evershell_core::{ErrorCode, EventType};
 use evershell_store::DocTable;
-use serde::Deserialize;
-use serde_json::{json, Value};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use crate::api::auth::Caller;
 use crate::api::error::{ApiError, ApiResult};
 use crate::api::extract::{ApiJson, ApiQuery};
+use crate::api::respond::Created;
 use crate::api::validate::Fields;
 use crate::Ctx;
 
 /// Provider kinds the agent service can call today.
 const AGENT_KINDS: &[&str] = &["anthropic", "openai"];
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateProvider {
     name: String,
@@ -41,18 +42,24 @@ pub struct CreateProvider {
     base_path: Option<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
+    /// Lists archived resources too.
     #[serde(default)]
     pub include_archived: bool,
+}
+
+#[derive(Serialize, JsonSchema)]
+pub struct ProviderList {
+    pub providers: Vec<Provider>,
 }
 
 pub async fn create(
     State(ctx): State<Arc<Ctx>>,
     caller: Caller,
     ApiJson(body): ApiJson<CreateProvider>,
-) -> ApiResult<(StatusCode, Json<Provider>)> {
+) -> ApiResult<Created<Provider>> {
     let mut fields = Fields::default();
     fields.slug("name", &body.name);
     fields.one_of("kind", &body.kind, PROVIDER_KINDS);
@@ -142,19 +149,19 @@ pub async fn create(
         return Err(e.into());
     }
     ctx.audit.publish(&[row]);
-    Ok((StatusCode::CREATED, Json(provider)))
+    Ok(Created(provider))
 }
 
 pub async fn list(
     State(ctx): State<Arc<Ctx>>,
     caller: Caller,
     ApiQuery(query): ApiQuery<ListQuery>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<ProviderList>> {
     let providers: Vec<Provider> = ctx
         .store
         .list_docs(DocTable::Providers, &caller.org_id, query.include_archived)
         .await?;
-    Ok(Json(json!({ "providers": providers })))
+    Ok(Json(ProviderList { providers }))
 }
 
 pub async fn get_one(

@@ -3,20 +3,20 @@
 use std::sync::Arc;
 
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
 use axum::Json;
 use chrono::Utc;
 use evershell_core::id::{new_id, Kind};
 use evershell_core::model::{AgentRole, Provider, Resources};
 use evershell_core::{ErrorCode, EventType};
 use evershell_store::DocTable;
-use serde::Deserialize;
-use serde_json::{json, Value};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 
 use super::providers::ListQuery;
 use crate::api::auth::Caller;
 use crate::api::error::{ApiError, ApiResult};
 use crate::api::extract::{ApiJson, ApiQuery};
+use crate::api::respond::Created;
 use crate::api::validate::Fields;
 use crate::Ctx;
 
@@ -25,7 +25,7 @@ pub const DEFAULT_MAX_CONTINUATIONS: u32 = 50;
 /// Default context window budget before compaction.
 pub const DEFAULT_MAX_CONTEXT_TOKENS: u64 = 200_000;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateRole {
     name: String,
@@ -68,6 +68,11 @@ pub struct CreateRole {
     image: String,
 }
 
+#[derive(Serialize, JsonSchema)]
+pub struct RoleList {
+    pub agent_roles: Vec<AgentRole>,
+}
+
 pub const ENVIRONMENTS: &[&str] = &["development", "staging", "production"];
 pub const THINKING_EFFORTS: &[&str] = &["high", "medium", "low", "off"];
 
@@ -75,7 +80,7 @@ pub async fn create(
     State(ctx): State<Arc<Ctx>>,
     caller: Caller,
     ApiJson(body): ApiJson<CreateRole>,
-) -> ApiResult<(StatusCode, Json<AgentRole>)> {
+) -> ApiResult<Created<AgentRole>> {
     let mut fields = Fields::default();
     fields.slug("name", &body.name);
     fields.caps(&body.capabilities);
@@ -211,19 +216,19 @@ pub async fn create(
         return Err(e.into());
     }
     ctx.audit.publish(&[row]);
-    Ok((StatusCode::CREATED, Json(role)))
+    Ok(Created(role))
 }
 
 pub async fn list(
     State(ctx): State<Arc<Ctx>>,
     caller: Caller,
     ApiQuery(query): ApiQuery<ListQuery>,
-) -> ApiResult<Json<Value>> {
-    let roles: Vec<AgentRole> = ctx
+) -> ApiResult<Json<RoleList>> {
+    let agent_roles: Vec<AgentRole> = ctx
         .store
         .list_docs(DocTable::AgentRoles, &caller.org_id, query.include_archived)
         .await?;
-    Ok(Json(json!({ "agent_roles": roles })))
+    Ok(Json(RoleList { agent_roles }))
 }
 
 pub async fn get_one(

@@ -6,8 +6,8 @@ use axum::extract::State;
 use axum::Json;
 use evershell_core::ErrorCode;
 use evershell_store::MembershipView;
-use serde::Deserialize;
-use serde_json::{json, Value};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
 use crate::api::error::{ApiError, ApiResult};
@@ -15,14 +15,22 @@ use crate::api::extract::ApiJson;
 use crate::identity::password;
 use crate::Ctx;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SignIn {
     pub email: String,
+    #[schemars(with = "String")]
     pub password: Zeroizing<String>,
     /// Org slug to act in; the user's oldest membership when absent.
     #[serde(default)]
     pub org: Option<String>,
+}
+
+/// A session token and when it expires (RFC 3339).
+#[derive(Serialize, JsonSchema)]
+pub struct Session {
+    pub token: String,
+    pub expires_at: String,
 }
 
 /// Answers `{token, expires_at}`. An unknown email and a wrong password get
@@ -31,7 +39,7 @@ pub struct SignIn {
 pub async fn sign_in(
     State(ctx): State<Arc<Ctx>>,
     ApiJson(body): ApiJson<SignIn>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Session>> {
     let email = body.email.trim().to_ascii_lowercase();
     let login = ctx.store.user_login(&email).await?;
     let phc = login.as_ref().and_then(|l| l.password_hash.clone());
@@ -59,7 +67,7 @@ pub async fn sign_in(
         .expect("expiry is a valid time")
         .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     tracing::info!(user_id = %login.user_id, org_id = %member.org_id, "session started");
-    Ok(Json(json!({ "token": token, "expires_at": expires_at })))
+    Ok(Json(Session { token, expires_at }))
 }
 
 async fn pick_membership(ctx: &Ctx, user_id: &str, org: Option<&str>) -> ApiResult<MembershipView> {
