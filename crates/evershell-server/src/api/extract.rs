@@ -1,10 +1,12 @@
 //! Request extractors whose rejections use the error envelope: a malformed
-//! body or query is a `400 validation_error` naming what is wrong, an
-//! oversized body a `413 payload_too_large`.
+//! body, query or path parameter is a `400 validation_error` naming what is
+//! wrong, an oversized body a `413 payload_too_large`. Handlers take these,
+//! never axum's own extractors, whose rejections are plain text.
 
 use std::sync::Arc;
 
-use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::path::ErrorKind;
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::StatusCode;
@@ -68,6 +70,30 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
                 Err(ApiError::field("query", e.body_text()))
             }
             Err(other) => Err(ApiError::field("query", other.body_text())),
+        }
+    }
+}
+
+/// Path parameters. A parameter that does not decode (percent-encoded
+/// bytes that are not UTF-8) is a `400` on the parameter's name.
+pub struct ApiPath<T>(pub T);
+
+impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for ApiPath<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::extract::Path::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Path(value)) => Ok(ApiPath(value)),
+            Err(PathRejection::FailedToDeserializePathParams(e)) => {
+                let field = match e.kind() {
+                    ErrorKind::InvalidUtf8InPathParam { key }
+                    | ErrorKind::ParseErrorAtKey { key, .. }
+                    | ErrorKind::DeserializeError { key, .. } => key.clone(),
+                    _ => "path".to_string(),
+                };
+                Err(ApiError::field(&field, e.body_text()))
+            }
+            Err(other) => Err(ApiError::field("path", other.body_text())),
         }
     }
 }

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::Json;
 use evershell_core::scope::permission_set;
 use evershell_core::{ErrorCode, EventType};
@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::api::auth::{hash_key, key_prefix, new_key_secret, Caller};
 use crate::api::error::{ApiError, ApiResult};
-use crate::api::extract::ApiJson;
+use crate::api::extract::{ApiJson, ApiPath};
 use crate::api::respond::{Created, ResourceStatus};
 use crate::api::validate::Fields;
 use crate::Ctx;
@@ -96,7 +96,7 @@ pub async fn create(
 pub async fn delete_one(
     State(ctx): State<Arc<Ctx>>,
     caller: Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<ResourceStatus>> {
     if !ctx.store.revoke_api_key(&caller.org_id, &id).await? {
         let mut e = ApiError::not_found(ErrorCode::NotFound, "api key");

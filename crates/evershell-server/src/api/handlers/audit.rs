@@ -4,7 +4,7 @@
 use std::convert::Infallible;
 use std::sync::Arc;
 
-use axum::extract::{FromRequestParts, Path, State};
+use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::Json;
 use base64::Engine;
@@ -18,6 +18,7 @@ use serde_json::json;
 use super::workspaces::load;
 use crate::api::auth::Caller;
 use crate::api::error::{ApiError, ApiResult};
+use crate::api::extract::ApiPath;
 use crate::api::openapi::describe::{DescribeInput, Operation, Schemas};
 use crate::Ctx;
 
@@ -206,7 +207,7 @@ pub async fn page(ctx: &Ctx, query: AuditQuery) -> ApiResult<Json<AuditPage>> {
 pub async fn workspace_audit(
     State(ctx): State<Arc<Ctx>>,
     caller: Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     AuditParams(raw): AuditParams,
 ) -> ApiResult<Json<AuditPage>> {
     let ws = load(&ctx, &caller, &id, Scope::WorkspaceRead).await?;

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::Json;
 use chrono::Utc;
 use evershell_core::id::{new_id, Kind};
@@ -18,7 +18,7 @@ use zeroize::Zeroizing;
 
 use crate::api::auth::Caller;
 use crate::api::error::{ApiError, ApiResult};
-use crate::api::extract::ApiJson;
+use crate::api::extract::{ApiJson, ApiPath};
 use crate::api::respond::{Created, ResourceStatus};
 use crate::api::validate::Fields;
 use crate::Ctx;
@@ -202,7 +202,7 @@ pub async fn list(State(ctx): State<Arc<Ctx>>, caller: Caller) -> ApiResult<Json
 pub async fn get_one(
     State(ctx): State<Arc<Ctx>>,
     caller: Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<Credential>> {
     ctx.store
         .get_doc(DocTable::Credentials, &caller.org_id, &id)
@@ -214,7 +214,7 @@ pub async fn get_one(
 pub async fn delete_one(
     State(ctx): State<Arc<Ctx>>,
     caller: Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<ResourceStatus>> {
     if !caller.holds(Scope::AuthWrite) {
         return Err(ApiError::new(

@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::Json;
 use chrono::{DateTime, SecondsFormat, Utc};
 use evershell_core::model::{AgentRole, Provider};
@@ -18,6 +18,7 @@ use serde::Serialize;
 
 use crate::api::auth::Caller;
 use crate::api::error::{ApiError, ApiResult};
+use crate::api::extract::ApiPath;
 use crate::api::respond::ResourceStatus;
 use crate::Ctx;
 
@@ -106,7 +107,7 @@ async fn commit(
 pub async fn archive_provider(
     State(ctx): State<Arc<Ctx>>,
     caller: Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<ProviderArchived>> {
     let mut provider = provider(&ctx, &caller, &id).await?;
     let roles = roles_of(&ctx, &caller, &provider.id).await?;
@@ -163,7 +164,7 @@ pub async fn archive_provider(
 pub async fn unarchive_provider(
     State(ctx): State<Arc<Ctx>>,
     caller: Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<LifecycleStatus>> {
     let mut provider = provider(&ctx, &caller, &id).await?;
     if provider.archived_at.is_none() {
@@ -198,7 +199,7 @@ pub async fn unarchive_provider(
 pub async fn delete_provider(
     State(ctx): State<Arc<Ctx>>,
     caller: Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<ResourceStatus>> {
     let provider = provider(&ctx, &caller, &id).await?;
     let roles = roles_of(&ctx, &caller, &provider.id).await?;
@@ -230,7 +231,7 @@ pub async fn delete_provider(
 pub async fn archive_role(
     State(ctx): State<Arc<Ctx>>,
     caller: Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<LifecycleStatus>> {
     let mut role = role(&ctx, &caller, &id).await?;
     refuse_if_live(&ctx, &caller, std::slice::from_ref(&role.id)).await?;
@@ -259,7 +260,7 @@ pub async fn archive_role(
 pub async fn unarchive_role(
     State(ctx): State<Arc<Ctx>>,
     caller: Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<LifecycleStatus>> {
     let mut role = role(&ctx, &caller, &id).await?;
     if role.archived_at.is_none() {
@@ -298,7 +299,7 @@ pub async fn unarchive_role(
 pub async fn delete_role(
     State(ctx): State<Arc<Ctx>>,
     caller: Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<ResourceStatus>> {
     let role = role(&ctx, &caller, &id).await?;
     refuse_if_live(&ctx, &caller, std::slice::from_ref(&role.id)).await?;

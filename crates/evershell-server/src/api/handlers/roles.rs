@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::Json;
 use chrono::Utc;
 use evershell_core::id::{new_id, Kind};
@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use super::providers::ListQuery;
 use crate::api::auth::Caller;
 use crate::api::error::{ApiError, ApiResult};
-use crate::api::extract::{ApiJson, ApiQuery};
+use crate::api::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::api::respond::Created;
 use crate::api::validate::Fields;
 use crate::Ctx;
@@ -234,7 +234,7 @@ pub async fn list(
 pub async fn get_one(
     State(ctx): State<Arc<Ctx>>,
     caller: Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<AgentRole>> {
     ctx.store
         .get_doc(DocTable::AgentRoles, &caller.org_id, &id)

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::Json;
 use evershell_core::{AuditEvent, ErrorCode, EventType};
 use evershell_store::secrets::MasterKey;
@@ -14,7 +14,7 @@ use zeroize::Zeroizing;
 
 use crate::api::auth::Caller;
 use crate::api::error::{ApiError, ApiResult};
-use crate::api::extract::ApiJson;
+use crate::api::extract::{ApiJson, ApiPath};
 use crate::api::respond::Created;
 use crate::api::validate::Fields;
 use crate::Ctx;
@@ -88,7 +88,7 @@ pub async fn create(
 pub async fn replace(
     State(ctx): State<Arc<Ctx>>,
     caller: Caller,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
     ApiJson(body): ApiJson<ReplaceSecret>,
 ) -> ApiResult<Json<SecretMeta>> {
     let row = put_secret(
@@ -108,7 +108,7 @@ pub async fn replace(
 pub async fn delete_one(
     State(ctx): State<Arc<Ctx>>,
     caller: Caller,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
 ) -> ApiResult<Json<SecretStatus>> {
     let mut row = AuditEvent::new(EventType::SecretDeleted, &caller.org_id, &caller.user_id);
     row.subject_type = Some("secret".into());

@@ -14,7 +14,7 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{FromRequestParts, Path, State};
+use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
@@ -26,6 +26,7 @@ use tokio::sync::broadcast::error::RecvError;
 use super::workspaces::load;
 use crate::api::auth::Caller;
 use crate::api::error::{ApiError, ApiResult};
+use crate::api::extract::ApiPath;
 use crate::api::openapi::describe::{DescribeInput, Operation, Schemas};
 use crate::Ctx;
 
@@ -83,7 +84,7 @@ fn last_event_id(headers: &HeaderMap, raw: Option<&str>) -> Option<String> {
 pub async fn workspace_activity(
     State(ctx): State<Arc<Ctx>>,
     caller: Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     LastEventId(last_event_id): LastEventId,
 ) -> ApiResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
     let ws = load(&ctx, &caller, &id, Scope::WorkspaceRead).await?;

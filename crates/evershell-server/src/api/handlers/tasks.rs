@@ -4,7 +4,7 @@
 use std::convert::Infallible;
 use std::sync::Arc;
 
-use axum::extract::{FromRequest, Multipart, Path, Request, State};
+use axum::extract::{FromRequest, Multipart, Request, State};
 use axum::http::{header, StatusCode};
 use axum::Json;
 use bytes::Bytes;
@@ -19,7 +19,7 @@ use super::roles::{ENVIRONMENTS, THINKING_EFFORTS};
 use super::workspaces::load;
 use crate::api::auth::Caller;
 use crate::api::error::{ApiError, ApiResult};
-use crate::api::extract::ApiJson;
+use crate::api::extract::{ApiJson, ApiPath};
 use crate::api::openapi::describe::{DescribeInput, Operation, Schemas};
 use crate::api::respond::Accepted;
 use crate::api::validate::Fields;
@@ -227,7 +227,7 @@ pub async fn submit_new(
 pub async fn submit_follow_up(
     State(ctx): State<Arc<Ctx>>,
     caller: Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     body: SubmissionBody,
 ) -> ApiResult<Accepted<Submitted>> {
     let ws = load(&ctx, &caller, &id, Scope::TasksWrite).await?;
@@ -247,7 +247,7 @@ pub async fn submit_follow_up(
 pub async fn list(
     State(ctx): State<Arc<Ctx>>,
     caller: Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<Vec<Task>>> {
     let ws = load(&ctx, &caller, &id, Scope::WorkspaceRead).await?;
     Ok(Json(ctx.store.list_tasks(&ws.id).await?))
@@ -256,7 +256,7 @@ pub async fn list(
 pub async fn get_one(
     State(ctx): State<Arc<Ctx>>,
     caller: Caller,
-    Path((id, task_id)): Path<(String, String)>,
+    ApiPath((id, task_id)): ApiPath<(String, String)>,
 ) -> ApiResult<Json<Task>> {
     let ws = load(&ctx, &caller, &id, Scope::WorkspaceRead).await?;
     ctx.store
@@ -269,7 +269,7 @@ pub async fn get_one(
 pub async fn cancel(
     State(ctx): State<Arc<Ctx>>,
     caller: Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<Cancelling>> {
     let ws = load(&ctx, &caller, &id, Scope::WorkspaceWrite).await?;
     let task = ctx.orchestrator.cancel(&caller, &ws).await?;

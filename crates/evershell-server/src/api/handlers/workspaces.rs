@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::Json;
 use evershell_core::model::{AgentRole, Workspace};
 use evershell_core::{ErrorCode, Scope};
@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::api::auth::Caller;
 use crate::api::error::{ApiError, ApiResult};
-use crate::api::extract::ApiQuery;
+use crate::api::extract::{ApiPath, ApiQuery};
 use crate::Ctx;
 
 #[derive(Deserialize, JsonSchema)]
@@ -97,7 +97,7 @@ pub async fn list(
 pub async fn get_one(
     State(ctx): State<Arc<Ctx>>,
     caller: Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<Workspace>> {
     load(&ctx, &caller, &id, Scope::WorkspaceRead)
         .await
@@ -110,7 +110,7 @@ pub async fn get_one(
 pub async fn budget(
     State(ctx): State<Arc<Ctx>>,
     caller: Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<BudgetView>> {
     let ws = load(&ctx, &caller, &id, Scope::WorkspaceRead).await?;
     let counters = ctx

@@ -7,7 +7,7 @@
 
 use std::future::Future;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::response::sse::Sse;
 use axum::Json;
 use schemars::generate::{Contract, SchemaSettings};
@@ -16,7 +16,7 @@ use serde_json::{json, Map, Value};
 
 use crate::api::auth::Caller;
 use crate::api::error::ApiError;
-use crate::api::extract::{ApiJson, ApiQuery};
+use crate::api::extract::{ApiJson, ApiPath, ApiQuery};
 
 /// Where the schemas of request types are first collected: their `$ref`s
 /// are rewritten into `#/components/schemas` when the document is
@@ -216,7 +216,10 @@ described!(A1, A2, A3, A4, A5, A6, A7, A8);
 
 impl<S> DescribeInput for State<S> {}
 
-impl<T> DescribeInput for Path<T> {}
+/// Path parameters are described from the path template. (axum's own
+/// `Path` has no description on purpose: its rejections are plain text,
+/// so a handler taking it does not compile into the table.)
+impl<T> DescribeInput for ApiPath<T> {}
 
 impl DescribeInput for Caller {}
 
