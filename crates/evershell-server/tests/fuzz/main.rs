@@ -241,37 +241,39 @@ fn fill(path: &str, world: &World, rng: &mut StdRng) -> String {
 
 /// Checks one answer; the message says what was sent.
 fn check(reply: &Reply, sent: impl Fn() -> String) {
-    let fail = |why: &str| panic!("{why}\n{}\nanswer: {} {}", sent(), reply.status, reply.body);
+    if let Some(why) = problem(reply) {
+        panic!("{why}\n{}\nanswer: {} {}", sent(), reply.status, reply.body);
+    }
+}
+
+/// What is wrong with an answer, if anything.
+fn problem(reply: &Reply) -> Option<String> {
     if reply.status >= 500 {
-        fail("server error");
+        return Some("server error".into());
     }
     if reply.status < 400 {
-        return;
+        return None;
     }
     let error = &reply.body["error"];
-    let code = error["code"].as_str().unwrap_or_else(|| {
-        fail(&format!(
-            "not the error envelope: {:?}",
-            String::from_utf8_lossy(&reply.bytes)
-        ));
-        unreachable!()
-    });
+    let Some(code) = error["code"].as_str() else {
+        let text = String::from_utf8_lossy(&reply.bytes);
+        return Some(format!("not the error envelope: {text:?}"));
+    };
     if error["message"].as_str().is_none_or(str::is_empty) {
-        fail("error without a message");
+        return Some("error without a message".into());
     }
     let id = error["request_id"].as_str();
     if id.is_none_or(|id| !id.starts_with("req_")) || id != reply.request_id.as_deref() {
-        fail("error without the request id of its x-request-id header");
+        return Some("error without the request id of its x-request-id header".into());
     }
-    if code == "validation_error" {
-        let fields = error["details"]["fields"].as_object();
-        if reply.status != 400 || fields.is_none_or(|f| f.is_empty()) {
-            fail("validation_error without details.fields");
-        }
+    let fields = error["details"]["fields"].as_object();
+    if code == "validation_error" && (reply.status != 400 || fields.is_none_or(|f| f.is_empty())) {
+        return Some("validation_error without details.fields".into());
     }
     if code == "payload_too_large" && error["details"]["limit_bytes"] != LIMIT {
-        fail("payload_too_large without the limit");
+        return Some("payload_too_large without the limit".into());
     }
+    None
 }
 
 fn preview(bytes: &[u8]) -> String {
