@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 /// A row of the audit log, exactly the documented columns.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct AuditEvent {
     pub id: String,
     pub org_id: String,
@@ -19,6 +19,7 @@ pub struct AuditEvent {
     pub user_id: String,
     /// Set where the event happened, microsecond precision.
     #[serde(with = "micros")]
+    #[schemars(with = "DateTime<Utc>")]
     pub timestamp: DateTime<Utc>,
     pub event_type: String,
     pub category: String,

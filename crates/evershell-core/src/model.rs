@@ -2,11 +2,12 @@
 //! Field names and enum values follow the documented API exactly.
 
 use chrono::{DateTime, Utc};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// An LLM provider: where the agent's model lives and which credential the
 /// proxy injects on calls to it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Provider {
     pub id: String,
     pub org_id: String,
@@ -32,7 +33,7 @@ pub const PROVIDER_KINDS: &[&str] = &["anthropic", "openai", "gemini", "vertex",
 
 /// An agent role: what a workspace's agent is, which model it calls and what
 /// it may reach.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct AgentRole {
     pub id: String,
     pub org_id: String,
@@ -65,7 +66,7 @@ pub struct AgentRole {
 }
 
 /// Sandbox limits of a role's workspaces.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Resources {
     pub memory_mb: Option<u64>,
@@ -75,7 +76,7 @@ pub struct Resources {
 }
 
 /// A typed credential record. The secret value itself is never part of it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Credential {
     pub id: String,
     pub org_id: String,
@@ -96,7 +97,7 @@ pub struct Credential {
 }
 
 /// One isolated runtime for one agent.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Workspace {
     pub id: String,
     pub org_id: String,
@@ -132,7 +133,7 @@ pub mod workspace_status {
 }
 
 /// One unit of work given to a workspace's agent.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Task {
     pub id: String,
     pub org_id: String,

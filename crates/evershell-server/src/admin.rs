@@ -84,7 +84,10 @@ pub async fn create_credential(
             "{}: {}{}",
             e.slug.unwrap_or(e.code.as_str()),
             e.message,
-            e.details.map(|d| format!(" {d}")).unwrap_or_default()
+            e.details
+                .and_then(|d| serde_json::to_string(&d).ok())
+                .map(|d| format!(" {d}"))
+                .unwrap_or_default()
         )),
     }
 }

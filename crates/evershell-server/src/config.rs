@@ -6,6 +6,12 @@ use std::path::PathBuf;
 
 use crate::identity::oidc::{OidcFile, OidcSettings};
 
+/// Default maximum request body: 10 MiB.
+pub const DEFAULT_BODY_LIMIT_BYTES: usize = 10 * 1024 * 1024;
+/// The smallest body limit accepted, so that every JSON request of the API
+/// (a sign-in, a secret of a few bytes) still fits.
+pub const MIN_BODY_LIMIT_BYTES: usize = 1024;
+
 /// Everything [`crate::start`] needs.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
@@ -24,7 +30,8 @@ pub struct ServerConfig {
     pub public_url: String,
     /// The multi-call `evershell` binary mounted into sandboxes.
     pub exe: PathBuf,
-    /// Maximum request body (default 10 MiB).
+    /// Maximum request body, JSON or multipart (default 10 MiB): a larger
+    /// body is answered `413 payload_too_large`.
     pub body_limit_bytes: usize,
     /// With `base_domain = "evershell.example.com"`, a session request to
     /// `acme.evershell.example.com` acts in org `acme` (unless it names
@@ -55,7 +62,7 @@ impl ServerConfig {
             public_url: format!("http://{listen}"),
             listen,
             exe,
-            body_limit_bytes: 10 * 1024 * 1024,
+            body_limit_bytes: DEFAULT_BODY_LIMIT_BYTES,
             base_domain: None,
             proxy: ProxySettings::default(),
             oidc: None,
@@ -76,6 +83,8 @@ pub struct ServerFile {
     #[serde(default)]
     pub public_url: Option<String>,
     #[serde(default)]
+    pub api: ApiFile,
+    #[serde(default)]
     pub proxy: ProxyFile,
     #[serde(default)]
     pub auth: AuthFile,
@@ -92,6 +101,14 @@ pub struct AuthFile {
 
 #[derive(Debug, Default, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
+pub struct ApiFile {
+    /// Maximum request body in bytes (default 10 MiB, at least 1024).
+    #[serde(default)]
+    pub max_body_bytes: Option<usize>,
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ProxyFile {
     /// `"host:port" = "ip:port"`: static upstream resolution.
     #[serde(default)]
@@ -99,6 +116,21 @@ pub struct ProxyFile {
     /// Files of extra PEM roots trusted for upstream TLS.
     #[serde(default)]
     pub extra_roots: Vec<PathBuf>,
+}
+
+impl ServerConfig {
+    /// Sets the request body limit, refusing one below
+    /// [`MIN_BODY_LIMIT_BYTES`].
+    pub fn set_body_limit(&mut self, bytes: usize) -> std::io::Result<()> {
+        if bytes < MIN_BODY_LIMIT_BYTES {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!("max_body_bytes: {bytes} is below the minimum of {MIN_BODY_LIMIT_BYTES}"),
+            ));
+        }
+        self.body_limit_bytes = bytes;
+        Ok(())
+    }
 }
 
 impl ServerFile {
@@ -110,6 +142,9 @@ impl ServerFile {
         }
         if let Some(domain) = self.base_domain {
             config.base_domain = Some(domain.trim_matches('.').to_ascii_lowercase());
+        }
+        if let Some(bytes) = self.api.max_body_bytes {
+            config.set_body_limit(bytes)?;
         }
         config.proxy.resolve.extend(self.proxy.resolve);
         for path in self.proxy.extra_roots {

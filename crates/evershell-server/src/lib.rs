@@ -23,7 +23,10 @@ use evershell_store::Store;
 
 pub use audit_sink::AuditWriter;
 pub use bootstrap::Bootstrap;
-pub use config::{ProxySettings, ServerConfig, ServerFile};
+pub use config::{
+    ApiFile, ProxySettings, ServerConfig, ServerFile, DEFAULT_BODY_LIMIT_BYTES,
+    MIN_BODY_LIMIT_BYTES,
+};
 pub use orchestrator::Orchestrator;
 
 use api::auth::Caller;
@@ -183,15 +186,14 @@ fn restrict(dir: &std::path::Path) -> std::io::Result<()> {
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
 }
 
-/// The HTTP application: `/v1` behind auth, sign-in under `/auth`, health
-/// probes, request ids.
+/// The HTTP application: every route of the table behind its access
+/// rule, request ids, and the body limit.
 pub fn app(ctx: Arc<Ctx>) -> Router {
     use api::handlers::{oidc, sign_in};
     use axum::routing::{get, post};
     let limit = ctx.config.body_limit_bytes;
     Router::new()
         .merge(api::routes::router(ctx.clone()))
-        .route("/auth/sign-in", post(sign_in::sign_in))
         .route("/auth/sign-out", post(sign_in::sign_out))
         .route("/auth/oidc/start", get(oidc::start))
         .route(identity::oidc::CALLBACK_PATH, get(oidc::callback))
@@ -200,7 +202,6 @@ pub fn app(ctx: Arc<Ctx>) -> Router {
             get(api::handlers::members::show_invitation)
                 .post(api::handlers::members::accept_invitation),
         )
-        .route("/healthz", axum::routing::get(|| async { "ok" }))
         .fallback(api::fallback)
         .layer(axum::extract::DefaultBodyLimit::max(limit))
         .layer(axum::middleware::from_fn(api::request_id))

@@ -191,8 +191,8 @@ pub struct MembershipView {
     pub posture: String,
 }
 
-/// An API key's metadata (never its secret).
-#[derive(Debug, Clone)]
+/// An API key's metadata (never its secret), as `GET /v1/api-keys` lists it.
+#[derive(Debug, Clone, serde::Serialize, schemars::JsonSchema)]
 pub struct ApiKeyMeta {
     pub id: String,
     pub label: String,

@@ -11,7 +11,7 @@ use crate::secrets::MasterKey;
 use crate::{ts, Result, Store, StoreError};
 
 /// What `GET /v1/secrets` shows of a secret.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, schemars::JsonSchema)]
 pub struct SecretMeta {
     pub name: String,
     pub created_at: String,

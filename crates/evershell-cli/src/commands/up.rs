@@ -18,7 +18,7 @@ pub struct UpArgs {
     /// Address of the API.
     #[arg(long, default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
-    /// Optional TOML file: public URL, proxy and sign-in settings (see
+    /// Optional TOML file: public URL, API, proxy and sign-in settings (see
     /// docs/configuration.md).
     #[arg(long)]
     config: Option<PathBuf>,
@@ -27,6 +27,10 @@ pub struct UpArgs {
     /// directory.
     #[arg(long)]
     database_url: Option<String>,
+    /// Maximum API request body in bytes (default 10 MiB, at least 1024);
+    /// overrides `[api] max_body_bytes` of the configuration file.
+    #[arg(long)]
+    max_body_bytes: Option<usize>,
 }
 
 pub fn default_data_dir() -> anyhow::Result<PathBuf> {
@@ -47,7 +51,11 @@ pub async fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
             std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
         let file: ServerFile =
             toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
-        file.apply(&mut config)?;
+        file.apply(&mut config)
+            .with_context(|| format!("applying {}", path.display()))?;
+    }
+    if let Some(bytes) = args.max_body_bytes {
+        config.set_body_limit(bytes).context("--max-body-bytes")?;
     }
     let server = evershell_server::start(config).await?;
     let url = format!("http://{}", server.addr);
@@ -70,4 +78,31 @@ pub async fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
     eprintln!("stopping…");
     server.shutdown().await;
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> ServerConfig {
+        let dir = PathBuf::from("/nonexistent");
+        ServerConfig::new(dir.clone(), "127.0.0.1:0".parse().expect("address"), dir)
+    }
+
+    #[test]
+    fn the_configuration_file_sets_the_body_limit() {
+        let file: ServerFile = toml::from_str("[api]\nmax_body_bytes = 65536\n").expect("parses");
+        let mut config = config();
+        file.apply(&mut config).expect("applies");
+        assert_eq!(config.body_limit_bytes, 65536);
+    }
+
+    #[test]
+    fn unknown_api_keys_and_tiny_limits_are_refused() {
+        let error = toml::from_str::<ServerFile>("[api]\nmax_body = 1\n").expect_err("unknown");
+        assert!(error.to_string().contains("max_body_bytes"), "{error}");
+        let file: ServerFile = toml::from_str("[api]\nmax_body_bytes = 10\n").expect("parses");
+        let error = file.apply(&mut config()).expect_err("too small");
+        assert!(error.to_string().contains("minimum of 1024"), "{error}");
+    }
 }

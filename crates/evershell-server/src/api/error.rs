@@ -8,7 +8,8 @@ use std::collections::BTreeMap;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use evershell_core::ErrorCode;
-use serde_json::json;
+use schemars::JsonSchema;
+use serde::Serialize;
 
 tokio::task_local! {
     /// The id of the request being served; set by the request-id layer.
@@ -29,7 +30,43 @@ pub struct ApiError {
     /// their own name (`workspaces_active`, `not_running`, …).
     pub slug: Option<&'static str>,
     pub message: String,
-    pub details: Option<serde_json::Value>,
+    pub details: Option<ErrorDetails>,
+}
+
+/// The body of every error answer.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct ErrorEnvelope {
+    pub error: ErrorBody,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct ErrorBody {
+    /// Stable slug; each code always comes with the same status.
+    pub code: &'static str,
+    /// For people; may change between versions.
+    pub message: String,
+    /// The request's id, also in the `x-request-id` header and the log.
+    pub request_id: String,
+    /// Present on `validation_error` and `payload_too_large` only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "ErrorDetails")]
+    pub details: Option<ErrorDetails>,
+}
+
+/// What a `validation_error` or `payload_too_large` adds.
+#[derive(Debug, Default, Serialize, JsonSchema)]
+pub struct ErrorDetails {
+    /// Each bad field (a JSON field path, `body`, `content-type`, `query`,
+    /// a query parameter or a caps.yaml path) and what is wrong with it.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub fields: BTreeMap<String, String>,
+    /// The request body limit a `payload_too_large` refers to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub limit_bytes: Option<usize>,
+    /// The OpenID Connect provider's own error code, when sign-in through
+    /// it failed on its side (`access_denied`, …).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub provider_error: Option<String>,
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
@@ -64,7 +101,27 @@ impl ApiError {
             code: ErrorCode::ValidationError,
             slug: None,
             message,
-            details: Some(json!({ "fields": fields })),
+            details: Some(ErrorDetails {
+                fields,
+                ..Default::default()
+            }),
+        }
+    }
+
+    /// `413 payload_too_large`: the body is over `limit` bytes.
+    pub fn payload_too_large(limit: usize) -> ApiError {
+        ApiError {
+            code: ErrorCode::PayloadTooLarge,
+            slug: None,
+            message: format!("request body over the limit of {limit} bytes"),
+            details: Some(ErrorDetails {
+                fields: BTreeMap::from([(
+                    "body".to_string(),
+                    format!("must be at most {limit} bytes"),
+                )]),
+                limit_bytes: Some(limit),
+                ..Default::default()
+            }),
         }
     }
 
@@ -99,14 +156,12 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status =
             StatusCode::from_u16(self.code.status()).expect("error codes carry valid statuses");
-        let mut error = json!({
-            "code": self.slug.unwrap_or(self.code.as_str()),
-            "message": self.message,
-            "request_id": current_request_id(),
-        });
-        if let Some(details) = self.details {
-            error["details"] = details;
-        }
-        (status, axum::Json(json!({ "error": error }))).into_response()
+        let error = ErrorBody {
+            code: self.slug.unwrap_or(self.code.as_str()),
+            message: self.message,
+            request_id: current_request_id(),
+            details: self.details,
+        };
+        (status, axum::Json(ErrorEnvelope { error })).into_response()
     }
 }

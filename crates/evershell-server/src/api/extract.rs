@@ -1,31 +1,38 @@
 //! Request extractors whose rejections use the error envelope: a malformed
-//! body or query is a `400 validation_error` naming what is wrong, an
-//! oversized body a `413 payload_too_large`.
+//! body, query or path parameter is a `400 validation_error` naming what is
+//! wrong, an oversized body a `413 payload_too_large`. Handlers take these,
+//! never axum's own extractors, whose rejections are plain text.
 
-use axum::extract::rejection::{JsonRejection, QueryRejection};
+use std::sync::Arc;
+
+use axum::extract::path::ErrorKind;
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
-use evershell_core::ErrorCode;
+use axum::http::StatusCode;
 use serde::de::DeserializeOwned;
 
 use super::error::ApiError;
+use crate::Ctx;
 
 /// JSON body; unknown fields are rejected by the target types themselves
-/// (`#[serde(deny_unknown_fields)]`).
+/// (`#[serde(deny_unknown_fields)]`). A body over the configured limit
+/// ([`crate::ServerConfig::body_limit_bytes`]) is a `413` naming the limit,
+/// whether it came with a `content-length` or chunked.
 pub struct ApiJson<T>(pub T);
 
-impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
+impl<T: DeserializeOwned> FromRequest<Arc<Ctx>> for ApiJson<T> {
     type Rejection = ApiError;
 
-    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match axum::Json::<T>::from_request(req, state).await {
+    async fn from_request(req: Request, ctx: &Arc<Ctx>) -> Result<Self, Self::Rejection> {
+        match axum::Json::<T>::from_request(req, ctx).await {
             Ok(axum::Json(value)) => Ok(ApiJson(value)),
-            Err(rejection) => Err(json_rejection(rejection)),
+            Err(rejection) => Err(json_rejection(rejection, ctx.config.body_limit_bytes)),
         }
     }
 }
 
-fn json_rejection(rejection: JsonRejection) -> ApiError {
+fn json_rejection(rejection: JsonRejection, limit: usize) -> ApiError {
     match rejection {
         JsonRejection::JsonDataError(e) => {
             // serde's message names the field path and the expected type.
@@ -43,10 +50,8 @@ fn json_rejection(rejection: JsonRejection) -> ApiError {
         JsonRejection::MissingJsonContentType(_) => {
             ApiError::field("content-type", "expected application/json")
         }
-        JsonRejection::BytesRejection(e)
-            if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE =>
-        {
-            ApiError::new(ErrorCode::PayloadTooLarge, "request body too large")
+        JsonRejection::BytesRejection(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            ApiError::payload_too_large(limit)
         }
         other => ApiError::field("body", other.body_text()),
     }
@@ -65,6 +70,30 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
                 Err(ApiError::field("query", e.body_text()))
             }
             Err(other) => Err(ApiError::field("query", other.body_text())),
+        }
+    }
+}
+
+/// Path parameters. A parameter that does not decode (percent-encoded
+/// bytes that are not UTF-8) is a `400` on the parameter's name.
+pub struct ApiPath<T>(pub T);
+
+impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for ApiPath<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::extract::Path::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Path(value)) => Ok(ApiPath(value)),
+            Err(PathRejection::FailedToDeserializePathParams(e)) => {
+                let field = match e.kind() {
+                    ErrorKind::InvalidUtf8InPathParam { key }
+                    | ErrorKind::ParseErrorAtKey { key, .. }
+                    | ErrorKind::DeserializeError { key, .. } => key.clone(),
+                    _ => "path".to_string(),
+                };
+                Err(ApiError::field(&field, e.body_text()))
+            }
+            Err(other) => Err(ApiError::field("path", other.body_text())),
         }
     }
 }

@@ -5,6 +5,8 @@ pub mod cookies;
 pub mod error;
 pub mod extract;
 pub mod handlers;
+pub mod openapi;
+pub mod respond;
 pub mod routes;
 pub mod validate;
 
@@ -26,4 +28,9 @@ pub async fn request_id(request: Request, next: Next) -> Response {
 /// Unknown paths get the envelope too.
 pub async fn fallback() -> Response {
     error::ApiError::new(ErrorCode::NotFound, "no such route").into_response()
+}
+
+/// `GET /healthz`: the process serves requests.
+pub async fn healthz() -> &'static str {
+    "ok"
 }

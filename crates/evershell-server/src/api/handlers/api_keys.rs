@@ -3,22 +3,22 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::extract::State;
 use axum::Json;
 use evershell_core::scope::permission_set;
 use evershell_core::{ErrorCode, EventType};
-use evershell_store::NewApiKey;
-use serde::Deserialize;
-use serde_json::{json, Value};
+use evershell_store::{ApiKeyMeta, NewApiKey};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 
 use crate::api::auth::{hash_key, key_prefix, new_key_secret, Caller};
 use crate::api::error::{ApiError, ApiResult};
-use crate::api::extract::ApiJson;
+use crate::api::extract::{ApiJson, ApiPath};
+use crate::api::respond::{Created, ResourceStatus};
 use crate::api::validate::Fields;
 use crate::Ctx;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateApiKey {
     pub label: String,
@@ -30,22 +30,27 @@ pub struct CreateApiKey {
     pub expires_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
-pub async fn list(State(ctx): State<Arc<Ctx>>, caller: Caller) -> ApiResult<Json<Value>> {
-    let keys: Vec<Value> = ctx
-        .store
-        .list_api_keys(&caller.org_id)
-        .await?
-        .into_iter()
-        .map(|k| {
-            json!({
-                "id": k.id, "label": k.label, "prefix": k.prefix,
-                "permission_set": k.permission_set, "created_by": k.created_by,
-                "created_at": k.created_at, "last_used_at": k.last_used_at,
-                "expires_at": k.expires_at,
-            })
-        })
-        .collect();
-    Ok(Json(json!({ "api_keys": keys })))
+/// The org's live keys, never their values.
+#[derive(Serialize, JsonSchema)]
+pub struct ApiKeyList {
+    pub api_keys: Vec<ApiKeyMeta>,
+}
+
+/// A new key with its value, which no other answer shows.
+#[derive(Serialize, JsonSchema)]
+pub struct NewKey {
+    pub id: String,
+    pub label: String,
+    pub prefix: String,
+    pub permission_set: String,
+    pub value: String,
+    /// When the key stops authenticating, if it was given one.
+    pub expires_at: Option<String>,
+}
+
+pub async fn list(State(ctx): State<Arc<Ctx>>, caller: Caller) -> ApiResult<Json<ApiKeyList>> {
+    let api_keys = ctx.store.list_api_keys(&caller.org_id).await?;
+    Ok(Json(ApiKeyList { api_keys }))
 }
 
 /// Creates a key; its `value` is in this answer and nowhere else.
@@ -53,7 +58,7 @@ pub async fn create(
     State(ctx): State<Arc<Ctx>>,
     caller: Caller,
     ApiJson(body): ApiJson<CreateApiKey>,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+) -> ApiResult<Created<NewKey>> {
     let mut fields = Fields::default();
     fields.non_empty("label", &body.label);
     fields.max_len("label", &body.label, 100);
@@ -88,22 +93,24 @@ pub async fn create(
         .record_row(row)
         .await
         .map_err(ApiError::unavailable)?;
-    Ok((
-        StatusCode::CREATED,
-        Json(json!({
-            "id": id, "label": body.label, "prefix": prefix,
-            "permission_set": body.permission_set, "value": secret.as_str(),
-            "expires_at": body.expires_at.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
-        })),
-    ))
+    Ok(Created(NewKey {
+        id,
+        label: body.label,
+        prefix,
+        permission_set: body.permission_set,
+        value: secret.to_string(),
+        expires_at: body
+            .expires_at
+            .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+    }))
 }
 
 /// Revokes a key: its next request is `401`.
 pub async fn delete_one(
     State(ctx): State<Arc<Ctx>>,
     caller: Caller,
-    Path(id): Path<String>,
-) -> ApiResult<Json<Value>> {
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<Json<ResourceStatus>> {
     if !ctx.store.revoke_api_key(&caller.org_id, &id).await? {
         let mut e = ApiError::not_found(ErrorCode::NotFound, "api key");
         e.slug = Some("api_key_not_found");
@@ -120,5 +127,8 @@ pub async fn delete_one(
         .record_row(row)
         .await
         .map_err(ApiError::unavailable)?;
-    Ok(Json(json!({ "id": id, "status": "revoked" })))
+    Ok(Json(ResourceStatus {
+        id,
+        status: "revoked",
+    }))
 }

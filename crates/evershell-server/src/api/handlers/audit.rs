@@ -1,23 +1,80 @@
 //! Audit readers: `GET /v1/workspaces/{id}/audit` with `filter`, `from`,
 //! `to`, `order`, `limit` and an opaque `cursor`.
 
+use std::convert::Infallible;
 use std::sync::Arc;
 
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{FromRequestParts, State};
+use axum::http::request::Parts;
 use axum::Json;
 use base64::Engine;
 use chrono::{DateTime, Utc};
 use evershell_core::{AuditEvent, ErrorCode, Scope};
 use evershell_store::{AuditFilter, AuditQuery, FilterOp, Order, FILTERABLE_COLUMNS};
-use serde_json::{json, Value};
+use schemars::JsonSchema;
+use serde::Serialize;
+use serde_json::json;
 
 use super::workspaces::load;
 use crate::api::auth::Caller;
 use crate::api::error::{ApiError, ApiResult};
+use crate::api::extract::ApiPath;
+use crate::api::openapi::describe::{DescribeInput, Operation, Schemas};
 use crate::Ctx;
 
 const DEFAULT_LIMIT: u32 = 100;
 const MAX_LIMIT: u32 = 10_000;
+
+/// The query string of an audit reader, parsed by [`parse_params`] once the
+/// handler knows the caller's org. `filter` repeats, which the typed query
+/// extractor cannot express, hence the hand-written parser and description.
+pub struct AuditParams(Option<String>);
+
+/// One page of audit rows.
+#[derive(Serialize, JsonSchema)]
+pub struct AuditPage {
+    pub events: Vec<AuditEvent>,
+    /// Set only when the page is full: pass it back for the next page.
+    pub cursor: Option<String>,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for AuditParams {
+    type Rejection = Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        Ok(AuditParams(parts.uri.query().map(str::to_string)))
+    }
+}
+
+impl DescribeInput for AuditParams {
+    fn describe(op: &mut Operation, _schemas: &mut Schemas) {
+        let text = json!({ "type": "string" });
+        let time = json!({ "type": "string", "format": "date-time" });
+        op.query(
+            "filter",
+            false,
+            json!({ "type": "array", "items": { "type": "string" } }),
+            "repeatable, all must hold: `col=a,b`, `col!=a,b` or `col!=`",
+        );
+        op.query("from", false, time.clone(), "inclusive");
+        op.query("to", false, time, "exclusive");
+        op.query(
+            "order",
+            false,
+            json!({ "enum": ["asc", "desc"], "default": "desc" }),
+            "",
+        );
+        op.query(
+            "limit",
+            false,
+            json!({
+                "type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": DEFAULT_LIMIT,
+            }),
+            "",
+        );
+        op.query("cursor", false, text, "continues after a previous page");
+    }
+}
 
 /// The reader query of org `org_id` that the query string `raw` asks for.
 pub fn parse_params(org_id: &str, raw: Option<&str>) -> ApiResult<AuditQuery> {
@@ -139,20 +196,20 @@ fn decode_cursor(cursor: &str) -> ApiResult<(Order, (DateTime<Utc>, String))> {
 
 /// Runs a reader query and shapes the page: `{events, cursor}` with the
 /// cursor present only when the page is full.
-pub async fn page(ctx: &Ctx, query: AuditQuery) -> ApiResult<Json<Value>> {
+pub async fn page(ctx: &Ctx, query: AuditQuery) -> ApiResult<Json<AuditPage>> {
     let events = ctx.store.query_audit(&query).await?;
     let cursor = (events.len() as u32 == query.limit)
         .then(|| events.last().map(|last| encode_cursor(query.order, last)))
         .flatten();
-    Ok(Json(json!({ "events": events, "cursor": cursor })))
+    Ok(Json(AuditPage { events, cursor }))
 }
 
 pub async fn workspace_audit(
     State(ctx): State<Arc<Ctx>>,
     caller: Caller,
-    Path(id): Path<String>,
-    RawQuery(raw): RawQuery,
-) -> ApiResult<Json<Value>> {
+    ApiPath(id): ApiPath<String>,
+    AuditParams(raw): AuditParams,
+) -> ApiResult<Json<AuditPage>> {
     let ws = load(&ctx, &caller, &id, Scope::WorkspaceRead).await?;
     let mut query = parse_params(&caller.org_id, raw.as_deref())?;
     // Workspace-scoped readers see every row of a workspace they may read.
@@ -165,8 +222,8 @@ pub async fn workspace_audit(
 pub async fn org_audit(
     State(ctx): State<Arc<Ctx>>,
     caller: Caller,
-    RawQuery(raw): RawQuery,
-) -> ApiResult<Json<Value>> {
+    AuditParams(raw): AuditParams,
+) -> ApiResult<Json<AuditPage>> {
     let mut query = parse_params(&caller.org_id, raw.as_deref())?;
     query.user_id = caller.narrowing(Scope::AuditRead).map(str::to_string);
     page(&ctx, query).await
@@ -188,6 +245,39 @@ mod tests {
         );
         assert_eq!(parse_filter("reason!=").unwrap().op, FilterOp::Populated);
         assert!(parse_filter("secret_value=1").is_err());
+    }
+
+    #[test]
+    fn every_documented_parameter_is_one_the_parser_accepts() {
+        let mut op = Operation::default();
+        AuditParams::describe(&mut op, &mut Schemas::default());
+        let row = AuditEvent {
+            id: "0193".to_string(),
+            ..AuditEvent::default()
+        };
+        let samples = [
+            ("filter", "decision=deny"),
+            ("from", "2026-01-01T00:00:00Z"),
+            ("to", "2026-01-02T00:00:00Z"),
+            ("order", "asc"),
+            ("limit", "5"),
+            ("cursor", &encode_cursor(Order::Asc, &row)),
+        ];
+        assert_eq!(op.parameters.len(), samples.len());
+        for parameter in &op.parameters {
+            let name = parameter["name"].as_str().expect("parameters are named");
+            let (_, value) = samples
+                .iter()
+                .find(|(n, _)| *n == name)
+                .unwrap_or_else(|| panic!("no sample for documented parameter {name}"));
+            let query = format!("{name}={}", urlencode(value));
+            assert!(parse_params("org", Some(&query)).is_ok(), "{query}");
+        }
+        assert!(parse_params("org", Some("undocumented=1")).is_err());
+    }
+
+    fn urlencode(value: &str) -> String {
+        form_urlencoded::byte_serialize(value.as_bytes()).collect()
     }
 
     #[test]

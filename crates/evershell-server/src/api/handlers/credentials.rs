@@ -3,8 +3,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::extract::State;
 use axum::Json;
 use chrono::Utc;
 use evershell_core::id::{new_id, Kind};
@@ -12,13 +11,15 @@ use evershell_core::model::Credential;
 use evershell_core::{AuditEvent, ErrorCode, EventType, Scope};
 use evershell_store::secrets::MasterKey;
 use evershell_store::{DocTable, Store};
-use serde::Deserialize;
-use serde_json::{json, Value};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use zeroize::Zeroizing;
 
 use crate::api::auth::Caller;
 use crate::api::error::{ApiError, ApiResult};
-use crate::api::extract::ApiJson;
+use crate::api::extract::{ApiJson, ApiPath};
+use crate::api::respond::{Created, ResourceStatus};
 use crate::api::validate::Fields;
 use crate::Ctx;
 
@@ -26,16 +27,20 @@ use crate::Ctx;
 pub const SUPPORTED_KINDS: &[&str] = &["api_key", "query_api_key", "basic_auth"];
 
 /// The body of `POST /v1/credentials`.
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateCredential {
     pub name: String,
     pub provider: String,
+    /// `api_key`, `query_api_key` or `basic_auth`.
     pub kind: String,
+    /// The secret of an `api_key` or `query_api_key` credential.
     #[serde(default)]
+    #[schemars(with = "Option<String>")]
     pub api_key: Option<Zeroizing<String>>,
     /// The secret of a `basic_auth` credential.
     #[serde(default)]
+    #[schemars(with = "Option<String>")]
     pub password: Option<Zeroizing<String>>,
     #[serde(default)]
     pub scopes: Vec<String>,
@@ -49,7 +54,7 @@ pub async fn create(
     State(ctx): State<Arc<Ctx>>,
     caller: Caller,
     ApiJson(body): ApiJson<CreateCredential>,
-) -> ApiResult<(StatusCode, Json<Credential>)> {
+) -> ApiResult<Created<Credential>> {
     if !caller.holds(Scope::AuthWrite) {
         // `auth:write:own` only creates personal overrides of OAuth
         // credentials, which this version does not offer.
@@ -73,7 +78,7 @@ pub async fn create(
     )
     .await?;
     ctx.audit.publish(&[row]);
-    Ok((StatusCode::CREATED, Json(credential)))
+    Ok(Created(credential))
 }
 
 /// The secret a credential of `body.kind` stores, checking that the kind's
@@ -181,18 +186,23 @@ pub async fn create_credential(
     Ok((credential, row))
 }
 
-pub async fn list(State(ctx): State<Arc<Ctx>>, caller: Caller) -> ApiResult<Json<Value>> {
+#[derive(Serialize, JsonSchema)]
+pub struct CredentialList {
+    pub credentials: Vec<Credential>,
+}
+
+pub async fn list(State(ctx): State<Arc<Ctx>>, caller: Caller) -> ApiResult<Json<CredentialList>> {
     let credentials: Vec<Credential> = ctx
         .store
         .list_docs(DocTable::Credentials, &caller.org_id, true)
         .await?;
-    Ok(Json(json!({ "credentials": credentials })))
+    Ok(Json(CredentialList { credentials }))
 }
 
 pub async fn get_one(
     State(ctx): State<Arc<Ctx>>,
     caller: Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<Credential>> {
     ctx.store
         .get_doc(DocTable::Credentials, &caller.org_id, &id)
@@ -204,8 +214,8 @@ pub async fn get_one(
 pub async fn delete_one(
     State(ctx): State<Arc<Ctx>>,
     caller: Caller,
-    Path(id): Path<String>,
-) -> ApiResult<Json<Value>> {
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<Json<ResourceStatus>> {
     if !caller.holds(Scope::AuthWrite) {
         return Err(ApiError::new(
             ErrorCode::PermissionDenied,
@@ -235,5 +245,8 @@ pub async fn delete_one(
         .await?;
     ctx.store.delete_secret(&credential.durable_ref).await?;
     ctx.audit.publish(&[row]);
-    Ok(Json(json!({ "id": credential.id, "status": "deleted" })))
+    Ok(Json(ResourceStatus {
+        id: credential.id,
+        status: "deleted",
+    }))
 }

@@ -7,17 +7,35 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::Json;
 use chrono::{DateTime, SecondsFormat, Utc};
 use evershell_core::model::{AgentRole, Provider};
 use evershell_core::{AuditEvent, ErrorCode, EventType};
 use evershell_store::{DocTable, DocUpdate};
-use serde_json::{json, Value};
+use schemars::JsonSchema;
+use serde::Serialize;
 
 use crate::api::auth::Caller;
 use crate::api::error::{ApiError, ApiResult};
+use crate::api::extract::ApiPath;
+use crate::api::respond::ResourceStatus;
 use crate::Ctx;
+
+/// A provider or role's status after archiving or unarchiving it:
+/// `archived` or `active`.
+#[derive(Serialize, JsonSchema)]
+pub struct LifecycleStatus {
+    pub status: &'static str,
+}
+
+/// `{"status": "archived", "cascaded_roles": n}`: a provider archive, with
+/// the number of active roles archived with it.
+#[derive(Serialize, JsonSchema)]
+pub struct ProviderArchived {
+    pub status: &'static str,
+    pub cascaded_roles: usize,
+}
 
 async fn provider(ctx: &Ctx, caller: &Caller, id: &str) -> ApiResult<Provider> {
     ctx.store
@@ -89,8 +107,8 @@ async fn commit(
 pub async fn archive_provider(
     State(ctx): State<Arc<Ctx>>,
     caller: Caller,
-    Path(id): Path<String>,
-) -> ApiResult<Json<Value>> {
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<Json<ProviderArchived>> {
     let mut provider = provider(&ctx, &caller, &id).await?;
     let roles = roles_of(&ctx, &caller, &provider.id).await?;
     let role_ids: Vec<String> = roles.iter().map(|r| r.id.clone()).collect();
@@ -137,16 +155,17 @@ pub async fn archive_provider(
         summary,
     ));
     commit(&ctx, &caller, &updates, &rows).await?;
-    Ok(Json(
-        json!({ "status": "archived", "cascaded_roles": cascaded }),
-    ))
+    Ok(Json(ProviderArchived {
+        status: "archived",
+        cascaded_roles: cascaded,
+    }))
 }
 
 pub async fn unarchive_provider(
     State(ctx): State<Arc<Ctx>>,
     caller: Caller,
-    Path(id): Path<String>,
-) -> ApiResult<Json<Value>> {
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<Json<LifecycleStatus>> {
     let mut provider = provider(&ctx, &caller, &id).await?;
     if provider.archived_at.is_none() {
         return Err(ApiError::conflict(
@@ -174,14 +193,14 @@ pub async fn unarchive_provider(
         summary,
     )];
     commit(&ctx, &caller, &updates, &rows).await?;
-    Ok(Json(json!({ "status": "active" })))
+    Ok(Json(LifecycleStatus { status: "active" }))
 }
 
 pub async fn delete_provider(
     State(ctx): State<Arc<Ctx>>,
     caller: Caller,
-    Path(id): Path<String>,
-) -> ApiResult<Json<Value>> {
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<Json<ResourceStatus>> {
     let provider = provider(&ctx, &caller, &id).await?;
     let roles = roles_of(&ctx, &caller, &provider.id).await?;
     if !roles.is_empty() {
@@ -203,14 +222,17 @@ pub async fn delete_provider(
         .delete_doc(DocTable::Providers, &caller.org_id, &provider.id, &rows)
         .await?;
     ctx.audit.publish(&rows);
-    Ok(Json(json!({ "id": provider.id, "status": "deleted" })))
+    Ok(Json(ResourceStatus {
+        id: provider.id,
+        status: "deleted",
+    }))
 }
 
 pub async fn archive_role(
     State(ctx): State<Arc<Ctx>>,
     caller: Caller,
-    Path(id): Path<String>,
-) -> ApiResult<Json<Value>> {
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<Json<LifecycleStatus>> {
     let mut role = role(&ctx, &caller, &id).await?;
     refuse_if_live(&ctx, &caller, std::slice::from_ref(&role.id)).await?;
     if role.archived_at.is_none() {
@@ -232,14 +254,14 @@ pub async fn archive_role(
         summary,
     )];
     commit(&ctx, &caller, &updates, &rows).await?;
-    Ok(Json(json!({ "status": "archived" })))
+    Ok(Json(LifecycleStatus { status: "archived" }))
 }
 
 pub async fn unarchive_role(
     State(ctx): State<Arc<Ctx>>,
     caller: Caller,
-    Path(id): Path<String>,
-) -> ApiResult<Json<Value>> {
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<Json<LifecycleStatus>> {
     let mut role = role(&ctx, &caller, &id).await?;
     if role.archived_at.is_none() {
         return Err(ApiError::conflict(
@@ -271,14 +293,14 @@ pub async fn unarchive_role(
         summary,
     )];
     commit(&ctx, &caller, &updates, &rows).await?;
-    Ok(Json(json!({ "status": "active" })))
+    Ok(Json(LifecycleStatus { status: "active" }))
 }
 
 pub async fn delete_role(
     State(ctx): State<Arc<Ctx>>,
     caller: Caller,
-    Path(id): Path<String>,
-) -> ApiResult<Json<Value>> {
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<Json<ResourceStatus>> {
     let role = role(&ctx, &caller, &id).await?;
     refuse_if_live(&ctx, &caller, std::slice::from_ref(&role.id)).await?;
     let summary = format!("deleted agent role {}", role.name);
@@ -293,5 +315,8 @@ pub async fn delete_role(
         .delete_doc(DocTable::AgentRoles, &caller.org_id, &role.id, &rows)
         .await?;
     ctx.audit.publish(&rows);
-    Ok(Json(json!({ "id": role.id, "status": "deleted" })))
+    Ok(Json(ResourceStatus {
+        id: role.id,
+        status: "deleted",
+    }))
 }

@@ -11,20 +11,21 @@
 use std::sync::Arc;
 
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
 use axum::Json;
 use chrono::{Duration, SecondsFormat, Utc};
 use evershell_core::scope::{member_role_scopes, Scope};
 use evershell_core::{ErrorCode, EventType};
 use evershell_store::members::OWNER;
 use evershell_store::{MemberError, MemberRecord, MemberTarget, NewInvitation};
-use serde::Deserialize;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use zeroize::Zeroizing;
 
 use crate::api::auth::{hash_key, random_base62, Caller};
 use crate::api::error::{ApiError, ApiResult};
-use crate::api::extract::ApiJson;
+use crate::api::extract::{ApiJson, ApiPath};
+use crate::api::respond::{Created, ResourceStatus};
 use crate::api::validate::Fields;
 use crate::identity::password;
 use crate::Ctx;
@@ -34,7 +35,7 @@ pub const INVITATION_TTL_DAYS: i64 = 7;
 
 const ROLES: &[&str] = &["owner", "operator", "member"];
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Invite {
     pub email: String,
@@ -42,7 +43,7 @@ pub struct Invite {
     pub role: String,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ChangeRole {
     pub role: String,
@@ -58,12 +59,50 @@ pub struct Accept {
     pub password: Option<Zeroizing<String>>,
 }
 
-fn record_json(m: &MemberRecord) -> Value {
-    json!({
-        "id": m.id, "org_id": m.org_id, "user_id": m.user_id, "email": m.email,
-        "role": m.role, "invited_by": m.invited_by, "invited_at": m.invited_at,
-        "accepted_at": m.accepted_at,
-    })
+/// A member, or a pending invitation (`user_id: ""`, `accepted_at: null`).
+#[derive(Serialize, JsonSchema)]
+pub struct Membership {
+    pub id: String,
+    pub org_id: String,
+    pub user_id: String,
+    pub email: String,
+    pub role: String,
+    pub invited_by: Option<String>,
+    pub invited_at: String,
+    pub accepted_at: Option<String>,
+}
+
+#[derive(Serialize, JsonSchema)]
+pub struct MembershipList {
+    pub memberships: Vec<Membership>,
+}
+
+/// A new invitation and the single-use token accepting it, shown in this
+/// answer only.
+#[derive(Serialize, JsonSchema)]
+pub struct Invited {
+    pub membership: Membership,
+    pub invitation: InvitationToken,
+}
+
+#[derive(Serialize, JsonSchema)]
+pub struct InvitationToken {
+    pub token: String,
+    pub url: String,
+    pub expires_at: String,
+}
+
+fn record_json(m: &MemberRecord) -> Membership {
+    Membership {
+        id: m.id.clone(),
+        org_id: m.org_id.clone(),
+        user_id: m.user_id.clone(),
+        email: m.email.clone(),
+        role: m.role.clone(),
+        invited_by: m.invited_by.clone(),
+        invited_at: m.invited_at.clone(),
+        accepted_at: m.accepted_at.clone(),
+    }
 }
 
 /// The path's org must be the caller's; naming another is `403`.
@@ -113,11 +152,11 @@ fn membership_not_found() -> ApiError {
 pub async fn list(
     State(ctx): State<Arc<Ctx>>,
     caller: Caller,
-    Path(org): Path<String>,
-) -> ApiResult<Json<Value>> {
+    ApiPath(org): ApiPath<String>,
+) -> ApiResult<Json<MembershipList>> {
     own_org(&caller, &org)?;
     let narrowed = caller.narrowing(Scope::MembersRead).map(str::to_string);
-    let members: Vec<Value> = ctx
+    let memberships: Vec<Membership> = ctx
         .store
         .list_members(&caller.org_id)
         .await?
@@ -125,7 +164,7 @@ pub async fn list(
         .filter(|m| narrowed.as_deref().is_none_or(|me| m.user_id == me))
         .map(record_json)
         .collect();
-    Ok(Json(json!({ "memberships": members })))
+    Ok(Json(MembershipList { memberships }))
 }
 
 /// Invites `email` as `role`. Without a mailer, the single-use token and
@@ -134,9 +173,9 @@ pub async fn list(
 pub async fn invite(
     State(ctx): State<Arc<Ctx>>,
     caller: Caller,
-    Path(org): Path<String>,
+    ApiPath(org): ApiPath<String>,
     ApiJson(body): ApiJson<Invite>,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+) -> ApiResult<Created<Invited>> {
     own_org(&caller, &org)?;
     let email = body.email.trim().to_ascii_lowercase();
     let mut fields = Fields::default();
@@ -166,21 +205,23 @@ pub async fn invite(
         .await
         .map_err(member_error)?;
     let url = format!("{}/invitations/{}", ctx.config.public_url, token.as_str());
-    Ok((
-        StatusCode::CREATED,
-        Json(json!({
-            "membership": {
-                "id": id, "org_id": caller.org_id, "user_id": "", "email": email,
-                "role": body.role, "invited_by": caller.user_id,
-                "invited_at": Utc::now().to_rfc3339_opts(SecondsFormat::Micros, true),
-                "accepted_at": null,
-            },
-            "invitation": {
-                "token": token.as_str(), "url": url,
-                "expires_at": expires_at.to_rfc3339_opts(SecondsFormat::Secs, true),
-            },
-        })),
-    ))
+    Ok(Created(Invited {
+        membership: Membership {
+            id,
+            org_id: caller.org_id,
+            user_id: String::new(),
+            email,
+            role: body.role,
+            invited_by: Some(caller.user_id),
+            invited_at: Utc::now().to_rfc3339_opts(SecondsFormat::Micros, true),
+            accepted_at: None,
+        },
+        invitation: InvitationToken {
+            token: token.to_string(),
+            url,
+            expires_at: expires_at.to_rfc3339_opts(SecondsFormat::Secs, true),
+        },
+    }))
 }
 
 /// Changes a member's role (owners only); `409 pending_invitation` for an
@@ -189,9 +230,9 @@ pub async fn invite(
 pub async fn change_role(
     State(ctx): State<Arc<Ctx>>,
     caller: Caller,
-    Path((org, key)): Path<(String, String)>,
+    ApiPath((org, key)): ApiPath<(String, String)>,
     ApiJson(body): ApiJson<ChangeRole>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Membership>> {
     own_org(&caller, &org)?;
     let mut fields = Fields::default();
     fields.one_of("role", &body.role, ROLES);
@@ -227,7 +268,7 @@ pub async fn change_role(
         return Err(membership_not_found());
     }
     let mut out = record_json(&member);
-    out["role"] = json!(body.role);
+    out.role = body.role;
     Ok(Json(out))
 }
 
@@ -236,8 +277,8 @@ pub async fn change_role(
 pub async fn remove(
     State(ctx): State<Arc<Ctx>>,
     caller: Caller,
-    Path((org, key)): Path<(String, String)>,
-) -> ApiResult<Json<Value>> {
+    ApiPath((org, key)): ApiPath<(String, String)>,
+) -> ApiResult<Json<ResourceStatus>> {
     own_org(&caller, &org)?;
     match ctx.store.member_target(&caller.org_id, &key).await? {
         Some(MemberTarget::Member(member)) => {
@@ -260,7 +301,10 @@ pub async fn remove(
             if !removed {
                 return Err(membership_not_found());
             }
-            Ok(Json(json!({ "id": member.id, "status": "removed" })))
+            Ok(Json(ResourceStatus {
+                id: member.id,
+                status: "removed",
+            }))
         }
         Some(MemberTarget::Pending(invite)) => {
             let summary = format!("revoked the invitation of {}", invite.email);
@@ -278,7 +322,10 @@ pub async fn remove(
             {
                 return Err(membership_not_found());
             }
-            Ok(Json(json!({ "id": invite.id, "status": "revoked" })))
+            Ok(Json(ResourceStatus {
+                id: invite.id,
+                status: "revoked",
+            }))
         }
         None => Err(membership_not_found()),
     }

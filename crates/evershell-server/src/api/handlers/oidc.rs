@@ -17,7 +17,6 @@ use axum::response::{AppendHeaders, IntoResponse, Response};
 use evershell_core::ErrorCode;
 use evershell_store::{OidcFlow, OidcLink};
 use serde::Deserialize;
-use serde_json::json;
 
 use super::sign_in::{pick_membership, start_session};
 use crate::api::cookies;
@@ -244,7 +243,10 @@ fn provider_refusal(error: &str, description: Option<&str>) -> ApiError {
         ),
         _ => refused("the identity provider refused the sign-in"),
     };
-    e.details = Some(json!({ "provider_error": code }));
+    e.details = Some(crate::api::error::ErrorDetails {
+        provider_error: Some(code.to_string()),
+        ..Default::default()
+    });
     e
 }
 
@@ -332,9 +334,15 @@ mod tests {
     fn provider_errors_keep_only_a_plain_code() {
         let e = provider_refusal("access_denied", Some("<script>"));
         assert_eq!(e.code, ErrorCode::Unauthenticated);
-        assert_eq!(e.details.unwrap()["provider_error"], "access_denied");
+        assert_eq!(
+            e.details.unwrap().provider_error.as_deref(),
+            Some("access_denied")
+        );
         let e = provider_refusal("<b>x</b>", None);
-        assert_eq!(e.details.unwrap()["provider_error"], "invalid_error");
+        assert_eq!(
+            e.details.unwrap().provider_error.as_deref(),
+            Some("invalid_error")
+        );
         let e = provider_refusal("temporarily_unavailable", None);
         assert_eq!(e.code, ErrorCode::IdentityProviderError);
     }

@@ -2,27 +2,28 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::extract::State;
 use axum::Json;
 use chrono::Utc;
 use evershell_core::id::{new_id, Kind};
 use evershell_core::model::{Credential, Provider, PROVIDER_KINDS};
 use evershell_core::{ErrorCode, EventType};
 use evershell_store::DocTable;
-use serde::Deserialize;
-use serde_json::{json, Value};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use crate::api::auth::Caller;
 use crate::api::error::{ApiError, ApiResult};
-use crate::api::extract::{ApiJson, ApiQuery};
+use crate::api::extract::{ApiJson, ApiPath, ApiQuery};
+use crate::api::respond::Created;
 use crate::api::validate::Fields;
 use crate::Ctx;
 
 /// Provider kinds the agent service can call today.
 const AGENT_KINDS: &[&str] = &["anthropic", "openai"];
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateProvider {
     name: String,
@@ -41,9 +42,10 @@ pub struct CreateProvider {
     base_path: Option<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
+    /// Lists archived resources too.
     #[serde(default)]
     pub include_archived: bool,
 }
@@ -52,7 +54,7 @@ pub struct ListQuery {
 /// merges key by key, a `null` value removing its key; `base_path: ""`
 /// removes the base path. The result is validated as a new provider would
 /// be.
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PatchProvider {
     #[serde(default)]
@@ -89,11 +91,16 @@ pub fn merge_config(
     }
 }
 
+#[derive(Serialize, JsonSchema)]
+pub struct ProviderList {
+    pub providers: Vec<Provider>,
+}
+
 pub async fn create(
     State(ctx): State<Arc<Ctx>>,
     caller: Caller,
     ApiJson(body): ApiJson<CreateProvider>,
-) -> ApiResult<(StatusCode, Json<Provider>)> {
+) -> ApiResult<Created<Provider>> {
     check(&ctx, &caller, &body).await?;
     let now = Utc::now();
     let provider = build(body, new_id(Kind::Provider), &caller.org_id, now, None);
@@ -123,13 +130,13 @@ pub async fn create(
         return Err(e.into());
     }
     ctx.audit.publish(&[row]);
-    Ok((StatusCode::CREATED, Json(provider)))
+    Ok(Created(provider))
 }
 
 pub async fn update(
     State(ctx): State<Arc<Ctx>>,
     caller: Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(patch): ApiJson<PatchProvider>,
 ) -> ApiResult<Json<Provider>> {
     let current: Provider = ctx
@@ -274,18 +281,18 @@ pub async fn list(
     State(ctx): State<Arc<Ctx>>,
     caller: Caller,
     ApiQuery(query): ApiQuery<ListQuery>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<ProviderList>> {
     let providers: Vec<Provider> = ctx
         .store
         .list_docs(DocTable::Providers, &caller.org_id, query.include_archived)
         .await?;
-    Ok(Json(json!({ "providers": providers })))
+    Ok(Json(ProviderList { providers }))
 }
 
 pub async fn get_one(
     State(ctx): State<Arc<Ctx>>,
     caller: Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<Provider>> {
     ctx.store
         .get_doc(DocTable::Providers, &caller.org_id, &id)

@@ -2,21 +2,21 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::extract::State;
 use axum::Json;
 use chrono::Utc;
 use evershell_core::id::{new_id, Kind};
 use evershell_core::model::{AgentRole, Provider, Resources};
 use evershell_core::{ErrorCode, EventType};
 use evershell_store::DocTable;
-use serde::Deserialize;
-use serde_json::{json, Value};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 
 use super::providers::ListQuery;
 use crate::api::auth::Caller;
 use crate::api::error::{ApiError, ApiResult};
-use crate::api::extract::{ApiJson, ApiQuery};
+use crate::api::extract::{ApiJson, ApiPath, ApiQuery};
+use crate::api::respond::Created;
 use crate::api::validate::Fields;
 use crate::Ctx;
 
@@ -25,7 +25,7 @@ pub const DEFAULT_MAX_CONTINUATIONS: u32 = 50;
 /// Default context window budget before compaction.
 pub const DEFAULT_MAX_CONTEXT_TOKENS: u64 = 200_000;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateRole {
     name: String,
@@ -68,6 +68,11 @@ pub struct CreateRole {
     image: String,
 }
 
+#[derive(Serialize, JsonSchema)]
+pub struct RoleList {
+    pub agent_roles: Vec<AgentRole>,
+}
+
 pub const ENVIRONMENTS: &[&str] = &["development", "staging", "production"];
 pub const THINKING_EFFORTS: &[&str] = &["high", "medium", "low", "off"];
 
@@ -75,7 +80,7 @@ pub const THINKING_EFFORTS: &[&str] = &["high", "medium", "low", "off"];
 /// `pack_ids` replaces the whole list. The result is validated as a new
 /// role would be. Live workspaces keep the policy they were provisioned
 /// with; the change reaches a workspace when its sandbox next starts.
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PatchRole {
     #[serde(default)]
@@ -124,7 +129,7 @@ pub async fn create(
     State(ctx): State<Arc<Ctx>>,
     caller: Caller,
     ApiJson(body): ApiJson<CreateRole>,
-) -> ApiResult<(StatusCode, Json<AgentRole>)> {
+) -> ApiResult<Created<AgentRole>> {
     let provider = check(&ctx, &caller, &body).await?;
     let role = build(
         body,
@@ -163,13 +168,13 @@ pub async fn create(
         return Err(e.into());
     }
     ctx.audit.publish(&[row]);
-    Ok((StatusCode::CREATED, Json(role)))
+    Ok(Created(role))
 }
 
 pub async fn update(
     State(ctx): State<Arc<Ctx>>,
     caller: Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(patch): ApiJson<PatchRole>,
 ) -> ApiResult<Json<AgentRole>> {
     let current: AgentRole = ctx
@@ -385,18 +390,18 @@ pub async fn list(
     State(ctx): State<Arc<Ctx>>,
     caller: Caller,
     ApiQuery(query): ApiQuery<ListQuery>,
-) -> ApiResult<Json<Value>> {
-    let roles: Vec<AgentRole> = ctx
+) -> ApiResult<Json<RoleList>> {
+    let agent_roles: Vec<AgentRole> = ctx
         .store
         .list_docs(DocTable::AgentRoles, &caller.org_id, query.include_archived)
         .await?;
-    Ok(Json(json!({ "agent_roles": roles })))
+    Ok(Json(RoleList { agent_roles }))
 }
 
 pub async fn get_one(
     State(ctx): State<Arc<Ctx>>,
     caller: Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<AgentRole>> {
     ctx.store
         .get_doc(DocTable::AgentRoles, &caller.org_id, &id)

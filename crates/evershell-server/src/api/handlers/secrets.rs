@@ -3,49 +3,74 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::extract::State;
 use axum::Json;
 use evershell_core::{AuditEvent, ErrorCode, EventType};
 use evershell_store::secrets::MasterKey;
-use evershell_store::{NewSecret, Store};
-use serde::Deserialize;
-use serde_json::{json, Value};
+use evershell_store::{NewSecret, SecretMeta, Store};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
 use crate::api::auth::Caller;
 use crate::api::error::{ApiError, ApiResult};
-use crate::api::extract::ApiJson;
+use crate::api::extract::{ApiJson, ApiPath};
+use crate::api::respond::Created;
 use crate::api::validate::Fields;
 use crate::Ctx;
 
 /// Largest secret value accepted.
 const MAX_VALUE_BYTES: usize = 64 * 1024;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateSecret {
     pub name: String,
+    /// Not empty, at most 64 KiB.
+    #[schemars(with = "String")]
     pub value: Zeroizing<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReplaceSecret {
+    /// Not empty, at most 64 KiB.
+    #[schemars(with = "String")]
     pub value: Zeroizing<String>,
 }
 
-pub async fn list(State(ctx): State<Arc<Ctx>>, caller: Caller) -> ApiResult<Json<Value>> {
-    Ok(Json(
-        json!({ "secrets": ctx.store.list_secrets(&caller.org_id).await? }),
-    ))
+/// The org's secrets, by name; never their values.
+#[derive(Serialize, JsonSchema)]
+pub struct SecretList {
+    pub secrets: Vec<SecretMeta>,
+}
+
+/// `{"name", "status": "deleted"}`.
+#[derive(Serialize, JsonSchema)]
+pub struct SecretStatus {
+    pub name: String,
+    pub status: &'static str,
+}
+
+pub async fn list(State(ctx): State<Arc<Ctx>>, caller: Caller) -> ApiResult<Json<SecretList>> {
+    let secrets = ctx.store.list_secrets(&caller.org_id).await?;
+    Ok(Json(SecretList { secrets }))
+}
+
+/// The metadata of a secret just written; a concurrent delete may have
+/// removed it since.
+async fn written(ctx: &Ctx, org_id: &str, name: &str) -> ApiResult<SecretMeta> {
+    ctx.store
+        .secret_meta(org_id, name)
+        .await?
+        .ok_or_else(|| ApiError::not_found(ErrorCode::SecretNotFound, "secret"))
 }
 
 pub async fn create(
     State(ctx): State<Arc<Ctx>>,
     caller: Caller,
     ApiJson(body): ApiJson<CreateSecret>,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+) -> ApiResult<Created<SecretMeta>> {
     let row = put_secret(
         &ctx.store,
         &ctx.master,
@@ -57,16 +82,15 @@ pub async fn create(
     )
     .await?;
     ctx.audit.publish(&[row]);
-    let meta = ctx.store.secret_meta(&caller.org_id, &body.name).await?;
-    Ok((StatusCode::CREATED, Json(json!(meta))))
+    Ok(Created(written(&ctx, &caller.org_id, &body.name).await?))
 }
 
 pub async fn replace(
     State(ctx): State<Arc<Ctx>>,
     caller: Caller,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
     ApiJson(body): ApiJson<ReplaceSecret>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<SecretMeta>> {
     let row = put_secret(
         &ctx.store,
         &ctx.master,
@@ -78,15 +102,14 @@ pub async fn replace(
     )
     .await?;
     ctx.audit.publish(&[row]);
-    let meta = ctx.store.secret_meta(&caller.org_id, &name).await?;
-    Ok(Json(json!(meta)))
+    Ok(Json(written(&ctx, &caller.org_id, &name).await?))
 }
 
 pub async fn delete_one(
     State(ctx): State<Arc<Ctx>>,
     caller: Caller,
-    Path(name): Path<String>,
-) -> ApiResult<Json<Value>> {
+    ApiPath(name): ApiPath<String>,
+) -> ApiResult<Json<SecretStatus>> {
     let mut row = AuditEvent::new(EventType::SecretDeleted, &caller.org_id, &caller.user_id);
     row.subject_type = Some("secret".into());
     row.subject_id = Some(name.clone());
@@ -100,7 +123,10 @@ pub async fn delete_one(
         return Err(ApiError::not_found(ErrorCode::SecretNotFound, "secret"));
     }
     ctx.audit.publish(rows);
-    Ok(Json(json!({ "name": name, "status": "deleted" })))
+    Ok(Json(SecretStatus {
+        name,
+        status: "deleted",
+    }))
 }
 
 /// Validates and stores secret `name` of `org_id` with its `secret_created`

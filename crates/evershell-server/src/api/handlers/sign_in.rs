@@ -11,24 +11,33 @@ use axum::response::IntoResponse;
 use axum::Json;
 use evershell_core::ErrorCode;
 use evershell_store::MembershipView;
-use serde::Deserialize;
-use serde_json::json;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
 use crate::api::cookies;
 use crate::api::error::{ApiError, ApiResult};
 use crate::api::extract::ApiJson;
+use crate::api::respond::WithCookie;
 use crate::identity::password;
 use crate::Ctx;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SignIn {
     pub email: String,
+    #[schemars(with = "String")]
     pub password: Zeroizing<String>,
     /// Org slug to act in; the user's oldest membership when absent.
     #[serde(default)]
     pub org: Option<String>,
+}
+
+/// A session token and when it expires (RFC 3339).
+#[derive(Serialize, JsonSchema)]
+pub struct Session {
+    pub token: String,
+    pub expires_at: String,
 }
 
 /// Answers `{token, expires_at}` and sets the session cookie for the
@@ -38,7 +47,7 @@ pub struct SignIn {
 pub async fn sign_in(
     State(ctx): State<Arc<Ctx>>,
     ApiJson(body): ApiJson<SignIn>,
-) -> ApiResult<impl IntoResponse> {
+) -> ApiResult<WithCookie<Json<Session>>> {
     let email = body.email.trim().to_ascii_lowercase();
     let login = ctx.store.user_login(&email).await?;
     let phc = login.as_ref().and_then(|l| l.password_hash.clone());
@@ -62,10 +71,7 @@ pub async fn sign_in(
         .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     tracing::info!(user_id = %login.user_id, org_id = %member.org_id, method = "password", "session started");
     let cookie = cookies::set_session(&token, claims.exp - claims.iat);
-    Ok((
-        [(SET_COOKIE, cookie)],
-        Json(json!({ "token": token, "expires_at": expires_at })),
-    ))
+    Ok(WithCookie(cookie, Json(Session { token, expires_at })))
 }
 
 /// `POST /auth/sign-out`: removes the session cookie (`204`). Session

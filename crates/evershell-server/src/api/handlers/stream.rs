@@ -9,21 +9,25 @@
 //! fan-out gets `event: gap` and is replayed from the store: never a silent
 //! drop.
 
+use std::collections::HashSet;
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{FromRequestParts, State};
+use axum::http::request::Parts;
 use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use evershell_core::{AuditEvent, Scope};
 use futures_util::Stream;
-use std::collections::HashSet;
+use serde_json::json;
 use tokio::sync::broadcast::error::RecvError;
 
 use super::workspaces::load;
 use crate::api::auth::Caller;
 use crate::api::error::{ApiError, ApiResult};
+use crate::api::extract::ApiPath;
+use crate::api::openapi::describe::{DescribeInput, Operation, Schemas};
 use crate::Ctx;
 
 const STREAM_LIFETIME: Duration = Duration::from_secs(300);
@@ -35,6 +39,34 @@ fn frame(event: &AuditEvent) -> Event {
         .event("activity")
         .id(event.id.clone())
         .data(serde_json::to_string(event).expect("audit rows serialise"))
+}
+
+/// The row a reconnecting client last received: the `Last-Event-ID`
+/// header, or `?last_event_id=` for clients that cannot set headers.
+pub struct LastEventId(Option<String>);
+
+impl<S: Send + Sync> FromRequestParts<S> for LastEventId {
+    type Rejection = Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        Ok(LastEventId(last_event_id(
+            &parts.headers,
+            parts.uri.query(),
+        )))
+    }
+}
+
+impl DescribeInput for LastEventId {
+    fn describe(op: &mut Operation, _schemas: &mut Schemas) {
+        let description = "replay the workspace's rows committed after this row id first";
+        op.header("Last-Event-ID", json!({ "type": "string" }), description);
+        op.query(
+            "last_event_id",
+            false,
+            json!({ "type": "string" }),
+            description,
+        );
+    }
 }
 
 fn last_event_id(headers: &HeaderMap, raw: Option<&str>) -> Option<String> {
@@ -52,15 +84,14 @@ fn last_event_id(headers: &HeaderMap, raw: Option<&str>) -> Option<String> {
 pub async fn workspace_activity(
     State(ctx): State<Arc<Ctx>>,
     caller: Caller,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-    RawQuery(raw): RawQuery,
+    ApiPath(id): ApiPath<String>,
+    LastEventId(last_event_id): LastEventId,
 ) -> ApiResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
     let ws = load(&ctx, &caller, &id, Scope::WorkspaceRead).await?;
     // Subscribe before reading the store so that nothing committed in
     // between is missed; rows seen in a replay are not sent again live.
     let mut live = ctx.audit.subscribe();
-    let resume_from = match last_event_id(&headers, raw.as_deref()) {
+    let resume_from = match last_event_id {
         Some(id) => Some(
             ctx.store
                 .audit_position(&caller.org_id, &id)

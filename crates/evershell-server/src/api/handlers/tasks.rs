@@ -1,28 +1,32 @@
 //! Tasks: submitting (JSON or multipart with `file` parts), reading and
 //! cancelling.
 
+use std::convert::Infallible;
 use std::sync::Arc;
 
-use axum::extract::{FromRequest, Multipart, Path, Request, State};
+use axum::extract::{FromRequest, Multipart, Request, State};
 use axum::http::{header, StatusCode};
 use axum::Json;
 use bytes::Bytes;
 use evershell_core::model::{AgentRole, Task};
 use evershell_core::{ErrorCode, Scope};
 use evershell_store::DocTable;
-use serde::Deserialize;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use super::roles::{ENVIRONMENTS, THINKING_EFFORTS};
 use super::workspaces::load;
 use crate::api::auth::Caller;
 use crate::api::error::{ApiError, ApiResult};
-use crate::api::extract::ApiJson;
+use crate::api::extract::{ApiJson, ApiPath};
+use crate::api::openapi::describe::{DescribeInput, Operation, Schemas};
+use crate::api::respond::Accepted;
 use crate::api::validate::Fields;
 use crate::Ctx;
 
 /// The fields of a task submission, from JSON or multipart form fields.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Submission {
     #[serde(default)]
@@ -67,6 +71,56 @@ impl Submission {
     }
 }
 
+/// The body of a task submission, read by the handler once it knows the
+/// workspace (so that an unknown workspace is a `404` whatever the body):
+/// a JSON [`Submission`], or a multipart form whose `file` parts are
+/// uploads and whose other parts are the submission's fields as text.
+pub struct SubmissionBody(Request);
+
+/// `{"task_id", "workspace_id", "status"}` of a queued task.
+#[derive(Serialize, JsonSchema)]
+pub struct Submitted {
+    pub task_id: String,
+    pub workspace_id: String,
+    /// `submitted`.
+    pub status: String,
+}
+
+/// `{"task_id", "status": "cancelling"}`.
+#[derive(Serialize, JsonSchema)]
+pub struct Cancelling {
+    pub task_id: String,
+    pub status: &'static str,
+}
+
+impl<S: Send + Sync> FromRequest<S> for SubmissionBody {
+    type Rejection = Infallible;
+
+    async fn from_request(req: Request, _state: &S) -> Result<Self, Self::Rejection> {
+        Ok(SubmissionBody(req))
+    }
+}
+
+impl SubmissionBody {
+    pub async fn read(self, ctx: &Arc<Ctx>) -> ApiResult<Submission> {
+        read_submission(ctx, self.0).await
+    }
+}
+
+impl DescribeInput for SubmissionBody {
+    fn describe(op: &mut Operation, schemas: &mut Schemas) {
+        op.body
+            .push(("application/json", schemas.request::<Submission>()));
+        let mut form = schemas.request_inline::<Submission>();
+        form["properties"]["file"] = json!({
+            "type": "array",
+            "items": { "type": "string", "contentMediaType": "application/octet-stream" },
+            "description": "uploads, stored at /data/uploads/<task_id>/<file name>",
+        });
+        op.body.push(("multipart/form-data", form));
+    }
+}
+
 /// Multipart fields whose text is JSON rather than a string.
 const JSON_FORM_FIELDS: &[&str] = &[
     "metadata",
@@ -88,20 +142,22 @@ async fn read_submission(ctx: &Arc<Ctx>, request: Request) -> ApiResult<Submissi
         let ApiJson(submission) = ApiJson::<Submission>::from_request(request, ctx).await?;
         return Ok(submission);
     }
+    let limit = ctx.config.body_limit_bytes;
+    let too_large = |e| multipart_error(e, limit);
     let mut multipart = Multipart::from_request(request, ctx)
         .await
         .map_err(|e| ApiError::field("body", e.body_text()))?;
     let mut object = serde_json::Map::new();
     let mut files = Vec::new();
-    while let Some(field) = multipart.next_field().await.map_err(multipart_error)? {
+    while let Some(field) = multipart.next_field().await.map_err(too_large)? {
         let name = field.name().unwrap_or_default().to_string();
         if name == "file" {
             let filename = sanitize_filename(field.file_name().unwrap_or_default())
                 .ok_or_else(|| ApiError::field("file", "file part needs a plain file name"))?;
-            files.push((filename, field.bytes().await.map_err(multipart_error)?));
+            files.push((filename, field.bytes().await.map_err(too_large)?));
             continue;
         }
-        let text = field.text().await.map_err(multipart_error)?;
+        let text = field.text().await.map_err(too_large)?;
         // Non-string fields (numbers, booleans, metadata) arrive as JSON
         // text; every other field is taken as the text it is.
         let value = if JSON_FORM_FIELDS.contains(&name.as_str()) {
@@ -117,9 +173,9 @@ async fn read_submission(ctx: &Arc<Ctx>, request: Request) -> ApiResult<Submissi
     Ok(submission)
 }
 
-fn multipart_error(e: axum::extract::multipart::MultipartError) -> ApiError {
+fn multipart_error(e: axum::extract::multipart::MultipartError, limit: usize) -> ApiError {
     if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-        return ApiError::new(ErrorCode::PayloadTooLarge, "request body too large");
+        return ApiError::payload_too_large(limit);
     }
     ApiError::field("body", e.body_text())
 }
@@ -136,9 +192,9 @@ pub fn sanitize_filename(raw: &str) -> Option<String> {
 pub async fn submit_new(
     State(ctx): State<Arc<Ctx>>,
     caller: Caller,
-    request: Request,
-) -> ApiResult<(StatusCode, Json<Value>)> {
-    let submission = read_submission(&ctx, request).await?;
+    body: SubmissionBody,
+) -> ApiResult<Accepted<Submitted>> {
+    let submission = body.read(&ctx).await?;
     submission.validate(true)?;
     let key = submission
         .role_name
@@ -161,35 +217,37 @@ pub async fn submit_new(
         .orchestrator
         .submit_new(&caller, role, submission)
         .await?;
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(json!({ "task_id": task.id, "workspace_id": ws.id, "status": task.status })),
-    ))
+    Ok(Accepted(Submitted {
+        task_id: task.id,
+        workspace_id: ws.id,
+        status: task.status,
+    }))
 }
 
 pub async fn submit_follow_up(
     State(ctx): State<Arc<Ctx>>,
     caller: Caller,
-    Path(id): Path<String>,
-    request: Request,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+    ApiPath(id): ApiPath<String>,
+    body: SubmissionBody,
+) -> ApiResult<Accepted<Submitted>> {
     let ws = load(&ctx, &caller, &id, Scope::TasksWrite).await?;
-    let submission = read_submission(&ctx, request).await?;
+    let submission = body.read(&ctx).await?;
     submission.validate(false)?;
     let task = ctx
         .orchestrator
         .submit_follow_up(&caller, &ws, submission)
         .await?;
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(json!({ "task_id": task.id, "workspace_id": ws.id, "status": task.status })),
-    ))
+    Ok(Accepted(Submitted {
+        task_id: task.id,
+        workspace_id: ws.id,
+        status: task.status,
+    }))
 }
 
 pub async fn list(
     State(ctx): State<Arc<Ctx>>,
     caller: Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<Vec<Task>>> {
     let ws = load(&ctx, &caller, &id, Scope::WorkspaceRead).await?;
     Ok(Json(ctx.store.list_tasks(&ws.id).await?))
@@ -198,7 +256,7 @@ pub async fn list(
 pub async fn get_one(
     State(ctx): State<Arc<Ctx>>,
     caller: Caller,
-    Path((id, task_id)): Path<(String, String)>,
+    ApiPath((id, task_id)): ApiPath<(String, String)>,
 ) -> ApiResult<Json<Task>> {
     let ws = load(&ctx, &caller, &id, Scope::WorkspaceRead).await?;
     ctx.store
@@ -211,11 +269,14 @@ pub async fn get_one(
 pub async fn cancel(
     State(ctx): State<Arc<Ctx>>,
     caller: Caller,
-    Path(id): Path<String>,
-) -> ApiResult<Json<Value>> {
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<Json<Cancelling>> {
     let ws = load(&ctx, &caller, &id, Scope::WorkspaceWrite).await?;
     let task = ctx.orchestrator.cancel(&caller, &ws).await?;
-    Ok(Json(json!({ "task_id": task.id, "status": "cancelling" })))
+    Ok(Json(Cancelling {
+        task_id: task.id,
+        status: "cancelling",
+    }))
 }
 
 #[cfg(test)]

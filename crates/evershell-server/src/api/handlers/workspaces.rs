@@ -3,25 +3,52 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::Json;
 use evershell_core::model::{AgentRole, Workspace};
 use evershell_core::{ErrorCode, Scope};
 use evershell_store::DocTable;
-use serde::Deserialize;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 
 use crate::api::auth::Caller;
 use crate::api::error::{ApiError, ApiResult};
-use crate::api::extract::ApiQuery;
+use crate::api::extract::{ApiPath, ApiQuery};
 use crate::Ctx;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
+    /// Lists archived workspaces too.
     #[serde(default)]
     include_archived: bool,
+    /// Only workspaces of this role (`404 role_not_found` if none has the name).
     role_name: Option<String>,
+    /// Only workspaces in this status.
     status: Option<String>,
+}
+
+/// The budget counters of a running workspace.
+#[derive(Serialize, JsonSchema)]
+pub struct BudgetView {
+    pub counters: Vec<BudgetCounterView>,
+}
+
+/// One counter as the proxy holds it now.
+#[derive(Serialize, JsonSchema)]
+pub struct BudgetCounterView {
+    pub capability: String,
+    /// `requests`, `input_tokens`, `output_tokens`, ….
+    pub counter: &'static str,
+    /// `task` or `workspace`.
+    pub per: &'static str,
+    pub limit: u64,
+    /// Measured usage, in the current task for `per: task`.
+    pub used: u64,
+    /// Held by requests in flight.
+    pub reserved: u64,
+    /// `limit - used - reserved`, never below 0.
+    pub remaining: u64,
 }
 
 /// The workspace `id` of the caller's org, if the caller may see it for
@@ -70,7 +97,7 @@ pub async fn list(
 pub async fn get_one(
     State(ctx): State<Arc<Ctx>>,
     caller: Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<Workspace>> {
     load(&ctx, &caller, &id, Scope::WorkspaceRead)
         .await
@@ -83,24 +110,22 @@ pub async fn get_one(
 pub async fn budget(
     State(ctx): State<Arc<Ctx>>,
     caller: Caller,
-    Path(id): Path<String>,
-) -> ApiResult<Json<serde_json::Value>> {
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<Json<BudgetView>> {
     let ws = load(&ctx, &caller, &id, Scope::WorkspaceRead).await?;
-    let counters: Vec<serde_json::Value> = ctx
+    let counters = ctx
         .orchestrator
         .budget(&ws.id)
         .into_iter()
-        .map(|c| {
-            serde_json::json!({
-                "capability": c.capability,
-                "counter": c.counter.as_str(),
-                "per": c.per.as_str(),
-                "limit": c.limit,
-                "used": c.used,
-                "reserved": c.reserved,
-                "remaining": c.remaining,
-            })
+        .map(|c| BudgetCounterView {
+            capability: c.capability,
+            counter: c.counter.as_str(),
+            per: c.per.as_str(),
+            limit: c.limit,
+            used: c.used,
+            reserved: c.reserved,
+            remaining: c.remaining,
         })
         .collect();
-    Ok(Json(serde_json::json!({ "counters": counters })))
+    Ok(Json(BudgetView { counters }))
 }
