@@ -1002,10 +1002,113 @@ async fn access_changes(engine: Engine) {
     let (status, _) = call(&value, Method::GET, "/v1/workspaces".into(), None).await;
     assert_eq!(status, 401, "a revoked key is refused at once");
 
+    // Bodies are JSON objects: an array would fill fields by position.
+    let (status, body) = call(
+        &operator,
+        Method::PATCH,
+        format!("{members}/{operator_id}"),
+        Some(json!(["member"])),
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"]["details"]["fields"]["body"].as_str()),
+        (400, Some("must be a JSON object")),
+        "{body}"
+    );
+
+    // A credential a provider uses cannot be deleted from under it.
+    let credential =
+        json!({"name": "in-use", "provider": "anthropic", "kind": "api_key", "api_key": "k"});
+    let (status, _) = call(
+        &operator,
+        Method::POST,
+        "/v1/credentials".into(),
+        Some(credential),
+    )
+    .await;
+    assert_eq!(status, 201);
+    let provider = json!({"name": "uses-it", "kind": "anthropic", "domain": "api.anthropic.com", "credential_name": "in-use"});
+    let (status, _) = call(
+        &operator,
+        Method::POST,
+        "/v1/providers".into(),
+        Some(provider),
+    )
+    .await;
+    assert_eq!(status, 201);
+    let (status, body) = call(
+        &operator,
+        Method::DELETE,
+        "/v1/credentials/in-use".into(),
+        None,
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (409, Some("credential_in_use")),
+        "{body}"
+    );
+
+    // Invitations a removed member sent die with their membership.
+    let (status, body) = call(
+        &operator,
+        Method::POST,
+        members.clone(),
+        Some(json!({"email": "helper@gamma.test", "role": "member"})),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let helper_token = body["invitation"]["token"].as_str().unwrap().to_string();
+    evershell_server::admin::create_user(store, "gamma", "deputy@gamma.test", "owner", PASSWORD)
+        .await
+        .expect("user");
+    let deputy = sign_in(&suite.world, "deputy@gamma.test", PASSWORD, "gamma").await;
+    let (status, body) = call(
+        &deputy,
+        Method::POST,
+        members.clone(),
+        Some(json!({"email": "late@gamma.test", "role": "owner"})),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let late = format!(
+        "/invitations/{}",
+        body["invitation"]["token"].as_str().unwrap()
+    );
+    let (_, session) = call(&deputy, Method::GET, "/v1/me/session".into(), None).await;
+    let deputy_id = session["user_id"].as_str().unwrap();
+    let (status, _) = call(
+        &operator,
+        Method::DELETE,
+        format!("{members}/{deputy_id}"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (status, _) = suite
+        .call(
+            None,
+            Method::POST,
+            &late,
+            Some(&json!({ "password": PASSWORD })),
+        )
+        .await;
+    assert_eq!(status, 404, "the removed owner's invitation is revoked");
+
     // A suspended org reads and winds down, but creates nothing.
     evershell_server::admin::set_posture(store, "gamma", "suspended")
         .await
         .expect("posture set");
+    let accept = format!("/invitations/{helper_token}");
+    let (status, text) = suite
+        .call(
+            None,
+            Method::POST,
+            &accept,
+            Some(&json!({ "password": PASSWORD })),
+        )
+        .await;
+    assert_eq!(status, 423, "a suspended org takes no new members: {text}");
     let (status, body) = call(
         &operator,
         Method::POST,

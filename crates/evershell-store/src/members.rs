@@ -74,6 +74,9 @@ pub struct Joined {
     pub role: String,
     /// Whether accepting created the user.
     pub new_user: bool,
+    /// The account was already a member of the org: nothing was changed
+    /// (the invitation stays pending).
+    pub already_member: bool,
 }
 
 type MemberRow = (
@@ -155,8 +158,9 @@ impl Store {
         let now = ts(&Utc::now());
         let id = new_id(Kind::Membership);
         let mut tx = self.pool.begin().await?;
-        // Write first: SQLite then holds its single write lock for the rest
-        // of the transaction.
+        // One invitation change of an org at a time (PostgreSQL); on SQLite
+        // the first write below takes the single write lock.
+        self.backend.lock_org(&mut tx, invite.org_id).await?;
         sqlx::query(
             "UPDATE invitations SET revoked_at = $1 WHERE org_id = $2 AND email = $3 \
              AND accepted_at IS NULL AND revoked_at IS NULL",
@@ -197,13 +201,13 @@ impl Store {
     }
 
     /// The live (pending, unexpired) invitation whose token hashes to
-    /// `token_hash`: `(org slug, email, role, expires_at)`.
+    /// `token_hash`: `(org slug, email, role, expires_at, org posture)`.
     pub async fn invitation_by_token(
         &self,
         token_hash: &str,
-    ) -> Result<Option<(String, String, String, String)>> {
+    ) -> Result<Option<(String, String, String, String, String)>> {
         Ok(sqlx::query_as(
-            "SELECT o.slug, i.email, i.role, i.expires_at FROM invitations i \
+            "SELECT o.slug, i.email, i.role, i.expires_at, o.posture FROM invitations i \
              JOIN orgs o ON o.id = i.org_id WHERE i.token_hash = $1 \
              AND i.accepted_at IS NULL AND i.revoked_at IS NULL AND i.expires_at > $2",
         )
@@ -294,10 +298,13 @@ impl Store {
             email,
             role,
             new_user,
+            already_member: inserted.rows_affected() == 0,
         };
-        if inserted.rows_affected() == 1 {
-            crate::audit::insert_rows(&mut tx, self.backend, &rows(&joined)).await?;
+        if joined.already_member {
+            // Dropping the transaction rolls the acceptance back.
+            return Ok(Some(joined));
         }
+        crate::audit::insert_rows(&mut tx, self.backend, &rows(&joined)).await?;
         tx.commit().await?;
         Ok(Some(joined))
     }
@@ -374,6 +381,17 @@ impl Store {
             return Ok(false);
         }
         keeps_an_owner(&mut tx, org_id).await?;
+        // What the removed person set in motion goes with them: their
+        // pending invitations can no longer be accepted.
+        sqlx::query(
+            "UPDATE invitations SET revoked_at = $1 WHERE org_id = $2 AND invited_by = $3 \
+             AND accepted_at IS NULL AND revoked_at IS NULL",
+        )
+        .bind(ts(&Utc::now()))
+        .bind(org_id)
+        .bind(user_id)
+        .execute(&mut *tx)
+        .await?;
         crate::audit::insert_rows(&mut tx, self.backend, rows).await?;
         tx.commit().await?;
         Ok(true)

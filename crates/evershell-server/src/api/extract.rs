@@ -25,11 +25,44 @@ impl<T: DeserializeOwned> FromRequest<Arc<Ctx>> for ApiJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, ctx: &Arc<Ctx>) -> Result<Self, Self::Rejection> {
-        match axum::Json::<T>::from_request(req, ctx).await {
+        let limit = ctx.config.body_limit_bytes;
+        if !is_json(req.headers()) {
+            return Err(ApiError::field("content-type", "expected application/json"));
+        }
+        let bytes = axum::body::Bytes::from_request(req, ctx)
+            .await
+            .map_err(|e| match e.status() {
+                StatusCode::PAYLOAD_TOO_LARGE => ApiError::payload_too_large(limit),
+                _ => ApiError::field("body", e.body_text()),
+            })?;
+        // serde fills a struct from an array by position, which would get
+        // around the refusal of unknown fields: every body is an object.
+        if bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
+            return Err(ApiError::field("body", "must be a JSON object"));
+        }
+        match axum::Json::<T>::from_bytes(&bytes) {
             Ok(axum::Json(value)) => Ok(ApiJson(value)),
-            Err(rejection) => Err(json_rejection(rejection, ctx.config.body_limit_bytes)),
+            Err(rejection) => Err(json_rejection(rejection, limit)),
         }
     }
+}
+
+/// `application/json`, or an `application/*+json` type, any parameters.
+fn is_json(headers: &axum::http::HeaderMap) -> bool {
+    let Some(value) = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let essence = value
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"))
 }
 
 fn json_rejection(rejection: JsonRejection, limit: usize) -> ApiError {

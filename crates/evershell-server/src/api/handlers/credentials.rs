@@ -227,6 +227,22 @@ pub async fn delete_one(
         .get_doc(DocTable::Credentials, &caller.org_id, &id)
         .await?
         .ok_or_else(|| ApiError::not_found(ErrorCode::CredentialNotFound, "credential"))?;
+    // A provider naming it would be left unable to reach its model.
+    let providers: Vec<evershell_core::model::Provider> = ctx
+        .store
+        .list_docs(DocTable::Providers, &caller.org_id, true)
+        .await?;
+    let users: Vec<&str> = providers
+        .iter()
+        .filter(|p| p.credential_name == credential.name)
+        .map(|p| p.name.as_str())
+        .collect();
+    if !users.is_empty() {
+        return Err(ApiError::conflict(
+            "credential_in_use",
+            format!("providers use it: {}", users.join(", ")),
+        ));
+    }
     let summary = format!("deleted credential {}", credential.name);
     let row = ctx.config_row(
         &caller,

@@ -383,7 +383,7 @@ pub async fn show_invitation(
     Path(token): Path<String>,
 ) -> ApiResult<Json<Value>> {
     let hash = hash_key(&ctx.pepper, &token);
-    let (org_slug, email, role, expires_at) = ctx
+    let (org_slug, email, role, expires_at, _) = ctx
         .store
         .invitation_by_token(&hash)
         .await?
@@ -413,11 +413,18 @@ pub async fn accept_invitation(
             .map_err(|e| ApiError::field("body", format!("malformed json: {e}")))?
     };
     let hash = hash_key(&ctx.pepper, &token);
-    let (_, email, _, _) = ctx
+    let (_, email, _, _, posture) = ctx
         .store
         .invitation_by_token(&hash)
         .await?
         .ok_or_else(invitation_not_found)?;
+    // Joining adds to the org: a create-class action like any other.
+    if posture != "active" {
+        return Err(ApiError::new(
+            ErrorCode::BillingInactive,
+            format!("the org is {posture}: it takes no new members"),
+        ));
+    }
     let login = ctx.store.user_login(&email).await?;
     if let Some(login) = &login {
         proves_account(&ctx, login, body.password.as_ref(), &headers).await?;
@@ -465,6 +472,12 @@ pub async fn accept_invitation(
         })
         .await?
         .ok_or_else(invitation_not_found)?;
+    if joined.already_member {
+        return Err(ApiError::conflict(
+            "already_member",
+            format!("{} is already a member of the org", joined.email),
+        ));
+    }
     let scopes: Vec<&str> = member_role_scopes(&joined.role)
         .unwrap_or_default()
         .iter()
