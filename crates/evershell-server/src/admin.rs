@@ -163,8 +163,10 @@ pub async fn rotate_session_key(store: &Store, master: Arc<MasterKey>) -> anyhow
 pub struct NewOrg {
     pub org_id: String,
     pub owner_user_id: String,
-    /// A generated one-time password when the owner had no account (print
-    /// it once; they change nothing else with it than signing in).
+    /// A generated password when the owner had no account, returned only
+    /// here. It stays the account's password until the installation admin
+    /// sets another (`evershell admin create-user`); there is no password
+    /// change through the API yet.
     pub owner_password: Option<zeroize::Zeroizing<String>>,
 }
 

@@ -146,8 +146,8 @@ pub async fn run(out: Output, args: AdminArgs) -> anyhow::Result<ExitCode> {
                 }),
                 |_| match &password {
                     Some(p) => format!(
-                        "created org {slug} ({}); owner {owner} signs in with the one-time \
-                         password {p}",
+                        "created org {slug} ({}); owner {owner} signs in with the generated \
+                         password {p} (printed only now)",
                         org.org_id
                     ),
                     None => format!(
