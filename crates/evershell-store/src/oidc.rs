@@ -109,6 +109,7 @@ impl Store {
         if let Some(link) = self.oidc_link(issuer, subject, user_id).await? {
             return Ok(link);
         }
+        let mut tx = self.pool.begin().await?;
         let inserted = sqlx::query(
             "INSERT INTO oidc_identities (issuer, subject, user_id, created_at) \
              VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
@@ -117,11 +118,22 @@ impl Store {
         .bind(subject)
         .bind(user_id)
         .bind(ts(&Utc::now()))
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
         if inserted.rows_affected() == 1 {
+            // The provider's verified email now vouches for the account. A
+            // password it had may have been chosen by whoever held an
+            // invitation for that email (invitations prove nothing about
+            // the email), so it stops working: the account signs in through
+            // the provider from now on.
+            sqlx::query("UPDATE users SET password_hash = NULL WHERE id = $1")
+                .bind(user_id)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
             return Ok(OidcLink::Recorded);
         }
+        drop(tx);
         // A concurrent first sign-in recorded something in between; rows
         // are never deleted, so it is there to compare with (and refusing
         // is the safe answer if it somehow is not).

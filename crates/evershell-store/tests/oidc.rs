@@ -79,11 +79,19 @@ async fn oidc_subjects_stay_bound_to_their_first_user(db: TestDb) {
         .await
         .unwrap();
     let idp = "https://idp.acme.test";
+    // A password someone set before the first provider sign-in stops
+    // working at it: the provider vouches for the account from then on.
+    store
+        .set_password_hash(&ann, "$argon2id$placeholder")
+        .await
+        .unwrap();
 
     let link = |subject: &'static str, user: String| async move {
         store.link_oidc_subject(idp, subject, &user).await.unwrap()
     };
     assert_eq!(link("sub-ann", ann.clone()).await, OidcLink::Recorded);
+    let login = store.user_login("ann@acme.test").await.unwrap().unwrap();
+    assert_eq!(login.password_hash, None);
     assert_eq!(link("sub-ann", ann.clone()).await, OidcLink::Known);
     assert_eq!(link("sub-other", ann.clone()).await, OidcLink::OtherSubject);
     assert_eq!(link("sub-ann", bob.clone()).await, OidcLink::OtherUser);
