@@ -172,6 +172,31 @@ impl Suite {
             .expect("user created")
     }
 
+    /// The provider or role (`collection`) a delete, archive or unarchive
+    /// probe acts on: on the caller's own org a fresh one (archived first
+    /// for an unarchive), so every call finds the same state; on the other
+    /// org its standing one.
+    async fn lifecycle_target(&self, org: &Org, own: bool, collection: &str, path: &str) -> String {
+        let providers = collection == "/v1/providers";
+        if !own {
+            return if providers {
+                org.provider.clone()
+            } else {
+                org.role.clone()
+            };
+        }
+        let id = if providers {
+            self.fresh_provider(org).await
+        } else {
+            self.fresh_role(org).await
+        };
+        if path.ends_with("/unarchive") {
+            let archive = format!("{collection}/{id}/archive");
+            self.ok(&org.admin, Method::POST, &archive, None).await;
+        }
+        id
+    }
+
     /// Waits until workspace `ws` has no task running or queued.
     async fn idle(&self, org: &Org, ws: &str) {
         for _ in 0..300 {
@@ -288,24 +313,10 @@ impl Suite {
                 Some(json!({ "display_name": self.fresh("Display") })),
                 200,
             ),
-            ("DELETE", "/v1/providers/{id}") | ("POST", "/v1/providers/{id}/archive") => {
-                let id = if own {
-                    self.fresh_provider(org).await
-                } else {
-                    org.provider.clone()
-                };
+            ("DELETE", "/v1/providers/{id}")
+            | ("POST", "/v1/providers/{id}/archive" | "/v1/providers/{id}/unarchive") => {
+                let id = self.lifecycle_target(org, own, "/v1/providers", p).await;
                 (p.replace("{id}", &id), None, 200)
-            }
-            ("POST", "/v1/providers/{id}/unarchive") => {
-                let id = if own {
-                    let id = self.fresh_provider(org).await;
-                    let path = format!("/v1/providers/{id}/archive");
-                    self.ok(&org.admin, Method::POST, &path, None).await;
-                    id
-                } else {
-                    org.provider.clone()
-                };
-                (format!("/v1/providers/{id}/unarchive"), None, 200)
             }
             ("POST", "/v1/agent-roles") => {
                 let body = json!({
@@ -319,24 +330,10 @@ impl Suite {
                 Some(json!({ "description": self.fresh("described") })),
                 200,
             ),
-            ("DELETE", "/v1/agent-roles/{id}") | ("POST", "/v1/agent-roles/{id}/archive") => {
-                let id = if own {
-                    self.fresh_role(org).await
-                } else {
-                    org.role.clone()
-                };
+            ("DELETE", "/v1/agent-roles/{id}")
+            | ("POST", "/v1/agent-roles/{id}/archive" | "/v1/agent-roles/{id}/unarchive") => {
+                let id = self.lifecycle_target(org, own, "/v1/agent-roles", p).await;
                 (p.replace("{id}", &id), None, 200)
-            }
-            ("POST", "/v1/agent-roles/{id}/unarchive") => {
-                let id = if own {
-                    let id = self.fresh_role(org).await;
-                    let path = format!("/v1/agent-roles/{id}/archive");
-                    self.ok(&org.admin, Method::POST, &path, None).await;
-                    id
-                } else {
-                    org.role.clone()
-                };
-                (format!("/v1/agent-roles/{id}/unarchive"), None, 200)
             }
             ("POST", "/v1/credentials") => {
                 let body = json!({

@@ -113,9 +113,9 @@ pub fn new_pepper() -> String {
     base64::engine::general_purpose::STANDARD_NO_PAD.encode(bytes)
 }
 
-fn bearer(parts: &Parts) -> Option<String> {
-    let header = parts
-        .headers
+/// The token of an `Authorization: Bearer …` header.
+pub(crate) fn bearer(headers: &axum::http::HeaderMap) -> Option<String> {
+    let header = headers
         .get(axum::http::header::AUTHORIZATION)?
         .to_str()
         .ok()?;
@@ -139,7 +139,7 @@ enum Presented {
 /// `Authorization` first, then (SSE routes only) `?api_key=`, then the
 /// session cookie.
 fn presented(parts: &Parts, sse: bool) -> Presented {
-    if let Some(token) = bearer(parts) {
+    if let Some(token) = bearer(&parts.headers) {
         return if token.starts_with("sk_") {
             Presented::ApiKey(token)
         } else if token.starts_with("eyJ") {

@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use zeroize::Zeroizing;
 
-use crate::api::auth::{hash_key, random_base62, Caller};
+use crate::api::auth::{bearer, hash_key, random_base62, Caller};
 use crate::api::error::{ApiError, ApiResult};
 use crate::api::extract::{ApiJson, ApiPath};
 use crate::api::respond::{Created, ResourceStatus};
@@ -339,14 +339,9 @@ async fn proves_account(
     password: Option<&Zeroizing<String>>,
     headers: &axum::http::HeaderMap,
 ) -> ApiResult<()> {
-    let bearer = headers
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim);
-    if let Some(token) = bearer.filter(|t| t.starts_with("eyJ")) {
+    if let Some(token) = bearer(headers).filter(|t| t.starts_with("eyJ")) {
         let now = Utc::now().timestamp();
-        if let Ok(claims) = ctx.sessions.verify(&ctx.store, token, now).await {
+        if let Ok(claims) = ctx.sessions.verify(&ctx.store, &token, now).await {
             if claims.sub == login.user_id {
                 return Ok(());
             }
